@@ -172,3 +172,17 @@ def _convert(hint: Any, value: Any) -> Any:
                 continue
             return _convert(arg, value)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class AppContent:
+    """The bytes yara rules look at, read once by ``engine.analyze.analyze_with_content``.
+
+    ``path`` is the file on disk (yara scans it whole); ``manifest`` is the binary
+    AndroidManifest.xml as stored; ``dex`` holds each DEX entry's bytes, decompressed under the
+    engine's size limits. For an XAPK, the base APK's manifest and every part's DEX files.
+    """
+
+    path: str
+    manifest: bytes = b""
+    dex: tuple[tuple[str, bytes], ...] = ()
