@@ -1,0 +1,181 @@
+"""``behavior``: permissions and API calls that must all be present, Quark-style, with a score.
+
+Class names are stored in DEX form (``Landroid/telephony/SmsManager;``); the dotted Java form
+and Quark's older form without ``;`` are accepted. Descriptors are stored without spaces
+(Quark and androguard print ``(I I)V`` where DEX says ``(II)V``); a rule that gives no
+descriptor matches every overload. Bare permission names (``SEND_SMS``) are taken to be
+``android.permission.*``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from engine.kinds.base import Issue, Kind, ValidationResult
+
+DEFAULT_SCORE = 50
+_JAVA_CLASS = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+_DEX_CLASS = re.compile(r"L[A-Za-z_$][\w$]*(/[A-Za-z_$][\w$]*)*;")
+_METHOD = re.compile(r"<init>|<clinit>|[A-Za-z_$][\w$]*")
+_PERMISSION = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
+def normalise_class(name: str) -> str | None:
+    text = name.strip()
+    if text.startswith("L") and "/" in text and not text.endswith(";"):
+        text += ";"
+    if _DEX_CLASS.fullmatch(text):
+        return text
+    if _JAVA_CLASS.fullmatch(text):
+        return "L" + text.replace(".", "/") + ";"
+    return None
+
+
+def normalise_descriptor(descriptor: str) -> str:
+    return "".join(descriptor.split())
+
+
+def normalise_permission(name: str) -> str | None:
+    text = name.strip()
+    if not _PERMISSION.fullmatch(text):
+        return None
+    return text if "." in text else f"android.permission.{text}"
+
+
+def api_key(cls: str, method: str, descriptor: str | None = None) -> str:
+    """The text used both in evidence and as the index key: ``Lcls;->name`` + descriptor."""
+    return f"{cls}->{method}{descriptor or ''}"
+
+
+class BehaviorKind(Kind):
+    name = "behavior"
+    label = "Behaviour"
+    description = (
+        "Permissions and API calls that must all be present in the app (like a Quark rule), "
+        "with a 0-100 score for how telling the combination is."
+    )
+
+    def validate(self, body: Any) -> ValidationResult:
+        if not isinstance(body, dict):
+            return ValidationResult.fail("a behavior body is an object")
+        unknown = sorted(set(body) - {"permissions", "api", "score", "label"})
+        if unknown:
+            return ValidationResult.fail(f"unknown field(s): {', '.join(unknown)}")
+        errors: list[str] = []
+        warnings: list[Issue] = []
+
+        permissions: set[str] = set()
+        raw_permissions = body.get("permissions", [])
+        if not isinstance(raw_permissions, list):
+            errors.append("'permissions' must be a list of permission names")
+            raw_permissions = []
+        for perm in raw_permissions:
+            value = normalise_permission(perm) if isinstance(perm, str) else None
+            if value is None:
+                errors.append(f"{perm!r} is not a permission name")
+            else:
+                permissions.add(value)
+
+        apis: dict[tuple[str, str, str], dict[str, str]] = {}
+        raw_api = body.get("api", [])
+        if not isinstance(raw_api, list):
+            errors.append("'api' must be a list of {class, method, descriptor} objects")
+            raw_api = []
+        for n, item in enumerate(raw_api, 1):
+            if not isinstance(item, dict) or not {"class", "method"} <= set(item):
+                errors.append(f"api #{n} needs 'class' and 'method'")
+                continue
+            extra = sorted(set(item) - {"class", "method", "descriptor"})
+            if extra:
+                errors.append(f"api #{n} has unknown field(s): {', '.join(extra)}")
+                continue
+            cls = normalise_class(item["class"]) if isinstance(item["class"], str) else None
+            method = item["method"].strip() if isinstance(item["method"], str) else ""
+            descriptor = item.get("descriptor")
+            if cls is None:
+                errors.append(f"api #{n}: {item['class']!r} is not a class name")
+                continue
+            if not _METHOD.fullmatch(method):
+                errors.append(f"api #{n}: {item['method']!r} is not a method name")
+                continue
+            entry = {"class": cls, "method": method}
+            if descriptor not in (None, ""):
+                if not isinstance(descriptor, str) or not descriptor.strip().startswith("("):
+                    errors.append(f"api #{n}: descriptor must look like (Ljava/lang/String;)V")
+                    continue
+                entry["descriptor"] = normalise_descriptor(descriptor)
+            apis[(cls, method, entry.get("descriptor", ""))] = entry
+
+        if not permissions and not apis and not errors:
+            errors.append("a behaviour needs at least one permission or API call")
+
+        score = body.get("score")
+        if score is None:
+            score = DEFAULT_SCORE
+            warnings.append(Issue(f"no score given; using {DEFAULT_SCORE}"))
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, int | float)
+            or not math.isfinite(score)
+            or not 0 <= score <= 100
+        ):
+            errors.append("'score' must be a number from 0 to 100")
+        label = body.get("label")
+        if label is not None and not isinstance(label, str):
+            errors.append("'label' must be a string")
+        if errors:
+            return ValidationResult(body=None, errors=[Issue(e) for e in errors], warnings=warnings)
+
+        normalised: dict[str, Any] = {
+            "permissions": sorted(permissions),
+            "api": [apis[k] for k in sorted(apis)],
+            "score": round(score),
+        }
+        if label and label.strip():
+            normalised["label"] = label.strip()
+        return ValidationResult(body=normalised, warnings=warnings)
+
+    def dedup_key(self, normalised_body: Any) -> str:
+        # the score and label describe the behaviour; they do not make it a different one
+        core = {"permissions": normalised_body["permissions"], "api": normalised_body["api"]}
+        return super().dedup_key(core)
+
+    def summary(self, body: Any) -> str:
+        parts = [p.rpartition(".")[2] for p in body["permissions"]]
+        parts += [f"{a['class'].rpartition('/')[2].rstrip(';')}.{a['method']}" for a in body["api"]]
+        head = body.get("label") or "behaviour"
+        return f"{head}: {' + '.join(parts)} (score {body['score']})"
+
+
+def from_quark(rule_json: dict[str, Any]) -> dict[str, Any]:
+    """Turn a Quark rule (current or older format) into a behaviour body (not yet validated).
+
+    Quark's ``score`` is a weight, sometimes negative; it is rounded and clamped to 0-100.
+    ``match_keywords`` (string arguments Quark checks at runtime) have no equivalent in the
+    extracted features and are dropped. ``label`` lists are joined with commas.
+    """
+    if not isinstance(rule_json, dict) or "api" not in rule_json:
+        raise ValueError("not a Quark rule: no 'api' list")
+    api = []
+    for item in rule_json.get("api") or []:
+        if not isinstance(item, dict):
+            raise ValueError("not a Quark rule: 'api' entries must be objects")
+        entry = {"class": item.get("class"), "method": item.get("method")}
+        if item.get("descriptor"):
+            entry["descriptor"] = item["descriptor"]
+        api.append(entry)
+    score = rule_json.get("score", DEFAULT_SCORE)
+    if isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score):
+        score = max(0, min(100, round(score)))
+    labels = rule_json.get("label")
+    label = ",".join(str(x) for x in labels) if isinstance(labels, list) else labels
+    body: dict[str, Any] = {
+        "permissions": list(rule_json.get("permission") or []),
+        "api": api,
+        "score": score,
+    }
+    if label:
+        body["label"] = label
+    return body

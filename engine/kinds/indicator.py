@@ -1,0 +1,151 @@
+"""``indicator``: a network or SMS indicator found in an app's strings and resources.
+
+Values are normalised so that the same indicator written two ways is one signature and so
+that lookups are plain set membership: domains are IDNA-encoded, lower-case, without the
+trailing dot; URLs have a lower-case scheme and host, an IDNA host, no default port, no
+fragment and at least "/" as path; IPs and networks use ``ipaddress``'s canonical text;
+SMS short codes are 3-8 digits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.kinds.base import Kind, ValidationResult
+
+TYPES = ("domain", "url", "ip", "cidr", "short_code")
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+
+
+class IndicatorError(ValueError):
+    pass
+
+
+def normalise_domain(value: str) -> str:
+    host = value.strip().rstrip(".").lower()
+    if not host:
+        raise IndicatorError("empty domain")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise IndicatorError(f"{value!r} is not a valid internationalised domain") from exc
+    labels = host.split(".")
+    if len(labels) < 2 or len(host) > 253:
+        raise IndicatorError(f"{value!r} is not a domain name (need at least two labels)")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise IndicatorError(f"{value!r} is not a domain name")
+    if labels[-1].isdigit():
+        raise IndicatorError(f"{value!r} looks like an IP address, not a domain")
+    return host
+
+
+def normalise_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError as exc:
+        raise IndicatorError(f"{value!r} is not an IP address") from exc
+
+
+def normalise_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as exc:
+        raise IndicatorError(f"{value!r} is not a network in CIDR notation") from exc
+
+
+def normalise_url(value: str) -> str:
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise IndicatorError(f"{value!r} is not a URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if not scheme or not hostname:
+        raise IndicatorError(f"{value!r} is not an absolute URL with a host")
+    try:
+        host = normalise_ip(hostname)
+        if ":" in host:
+            host = f"[{host}]"
+    except IndicatorError:
+        host = normalise_domain(hostname) if "." in hostname else hostname.lower()
+    netloc = host
+    if port is not None and DEFAULT_PORTS.get(scheme) != port:
+        netloc = f"{host}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def normalise_short_code(value: str) -> str:
+    code = value.strip()
+    if not _SHORT_CODE.fullmatch(code):
+        raise IndicatorError(f"{value!r} is not an SMS short code (3-8 digits)")
+    return code
+
+
+NORMALISERS = {
+    "domain": normalise_domain,
+    "url": normalise_url,
+    "ip": normalise_ip,
+    "cidr": normalise_cidr,
+    "short_code": normalise_short_code,
+}
+
+
+def infer_type(value: str) -> str:
+    text = value.strip()
+    if _SHORT_CODE.fullmatch(text):
+        return "short_code"
+    if "://" in text:
+        return "url"
+    try:
+        ipaddress.ip_address(text)
+        return "ip"
+    except ValueError:
+        pass
+    if "/" in text:
+        try:
+            ipaddress.ip_network(text, strict=False)
+            return "cidr"
+        except ValueError:
+            return "url"
+    return "domain"
+
+
+class IndicatorKind(Kind):
+    name = "indicator"
+    label = "Indicator"
+    description = (
+        "A domain (also matches its subdomains), URL, IP address, network (CIDR) or premium "
+        "SMS short code found in the app's code strings and resources."
+    )
+
+    def validate(self, body: Any) -> ValidationResult:
+        if isinstance(body, str):
+            body = {"value": body}
+        if not isinstance(body, dict):
+            return ValidationResult.fail("an indicator body is an object or a bare string")
+        unknown = sorted(set(body) - {"type", "value"})
+        if unknown:
+            return ValidationResult.fail(f"unknown field(s): {', '.join(unknown)}")
+        value = body.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return ValidationResult.fail("'value' must be a non-empty string")
+        kind = body.get("type") or infer_type(value)
+        if kind not in NORMALISERS:
+            return ValidationResult.fail(f"'type' must be one of {', '.join(TYPES)}")
+        try:
+            normalised = NORMALISERS[kind](value)
+        except IndicatorError as exc:
+            return ValidationResult.fail(str(exc))
+        return ValidationResult(body={"type": kind, "value": normalised})
+
+    def summary(self, body: Any) -> str:
+        return f"{body['type'].replace('_', ' ')} {body['value']}"
