@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from portal.authentication import ApiTokenAuthentication
+from portal.exceptions import ApplicationError
+from portal.models import ApiToken, User
+from portal.permissions import IsStaffUser
+from portal.services import (
+    api_token_create,
+    api_token_revoke,
+    login_failure_record,
+    login_failures_clear,
+    login_locked_for,
+)
+
+
+class AuthThrottle(AnonRateThrottle):
+    scope = "auth"
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for an API token; revoke the token in use."""
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField(style={"input_type": "password"})
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+
+    def get_authenticators(self) -> list[Any]:
+        # POST authenticates with the password in the body; DELETE with the token itself.
+        return [ApiTokenAuthentication()]
+
+    def get_permissions(self) -> list[Any]:
+        return [AllowAny()] if self.request.method == "POST" else [IsStaffUser()]
+
+    def get_throttles(self) -> list[Any]:
+        return [AuthThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        auth=[],
+        examples=[
+            OpenApiExample(
+                "Log in", value={"username": "alice", "password": "…"}, request_only=True
+            ),
+            OpenApiExample("Token", value={"token": "q8Vx…"}, response_only=True),
+        ],
+        summary="Get an API token",
+        description="Send it as `Authorization: Token <token>`. Failed tries are rate-limited.",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        ip = request.META.get("REMOTE_ADDR")
+        wait = login_locked_for(username=username, ip=ip)
+        if wait:
+            raise ApplicationError(
+                "Too many failed log-ins; try again later.",
+                {"retry_after_seconds": wait},
+                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
+        user = authenticate(request, username=username, password=data.validated_data["password"])
+        if not isinstance(user, User) or not user.is_active:
+            login_failure_record(username=username, ip=ip)
+            raise ApplicationError(
+                "Wrong username or password.", status_code=status.HTTP_401_UNAUTHORIZED
+            )
+        login_failures_clear(username=username)
+        _, key = api_token_create(user=user)
+        return Response(self.OutputSerializer({"token": key}).data, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        operation_id="auth_token_revoke",
+        request=None,
+        responses={204: inline_serializer("Empty", {})},
+        summary="Revoke the token sent with this request",
+    )
+    def delete(self, request: Request) -> Response:
+        token = request.auth
+        if not isinstance(token, ApiToken):
+            raise ApplicationError(
+                "Send the token to revoke as `Authorization: Token <token>`.",
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+        assert isinstance(request.user, User)
+        api_token_revoke(token=token, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,62 @@
+"""The Celery application: JSON only, late acks, prefetch 1, results in our own tables.
+
+Configuration comes from Django settings (CELERY_* names). Queues: ``default`` for small
+housekeeping, ``scans`` for scan jobs, ``hunts`` for retro-hunt chunks, ``publish`` for
+building releases. A worker started with ``-Q`` takes only the queues it names, so scans,
+hunts and publishing can scale on separate machines.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, bootsteps
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in ("default", "scans", "hunts", "publish")]
+app.autodiscover_tasks()
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Writes this worker's heartbeat row on a timer, so /healthz can tell a live worker.
+
+    Celery's remote-control ping needs a broker with fan-out, which the filesystem transport
+    lacks; a row in our own database works the same on every broker.
+    """
+
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, worker: object, **kwargs: object) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref: object | None = None
+
+    def start(self, worker: object) -> None:
+        from django.conf import settings
+
+        from portal.services import worker_heartbeat
+
+        hostname = str(getattr(worker, "hostname", "worker"))
+        queues = sorted(q.name for q in app.amqp.queues.consume_from.values())
+
+        def beat() -> None:
+            try:
+                worker_heartbeat(hostname=hostname, queues=queues)
+            except Exception:  # a heartbeat must never take the worker down
+                import logging
+
+                logging.getLogger(__name__).exception("worker heartbeat failed")
+
+        beat()
+        timer = worker.timer  # type: ignore[attr-defined]
+        self.tref = timer.call_repeatedly(settings.WORKER_HEARTBEAT_SECONDS, beat)
+
+    def stop(self, worker: object) -> None:
+        if self.tref is not None:
+            self.tref.cancel()  # type: ignore[attr-defined]
+
+
+app.steps["worker"].add(HeartbeatStep)

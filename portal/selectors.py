@@ -1,0 +1,93 @@
+"""Read paths: health checks and the audit log."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import django_filters
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from portal.models import AuditEntry, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+
+def health_check() -> dict[str, str]:
+    """'ok' or 'down' for database, broker and worker. Says nothing about configuration."""
+    return {"database": _check_database(), "broker": _check_broker(), "worker": _check_worker()}
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception:
+        log.warning("health: database check failed", exc_info=True)
+        return "down"
+
+
+def _check_broker() -> str:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        folders = [
+            settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"],
+            settings.CELERY_BROKER_TRANSPORT_OPTIONS["processed_folder"],
+        ]
+        ok = all(os.path.isdir(str(f)) and os.access(str(f), os.W_OK) for f in folders)
+        return "ok" if ok else "down"
+    from portal.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+        return "ok"
+    except Exception:
+        log.warning("health: broker check failed", exc_info=True)
+        return "down"
+
+
+def _check_worker() -> str:
+    try:
+        fresh = timezone.now() - settings.WORKER_STALE_AFTER
+        return "ok" if WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists() else "down"
+    except Exception:
+        return "down"
+
+
+def live_workers() -> QuerySet[WorkerHeartbeat]:
+    return WorkerHeartbeat.objects.filter(
+        last_seen__gte=timezone.now() - settings.WORKER_STALE_AFTER
+    ).order_by("hostname")
+
+
+class AuditFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name", lookup_expr="iexact")
+    object_type = django_filters.CharFilter(field_name="object_type")
+    action = django_filters.CharFilter(field_name="action")
+    date_from = django_filters.DateFilter(field_name="at", lookup_expr="date__gte")
+    date_to = django_filters.DateFilter(field_name="at", lookup_expr="date__lte")
+
+    class Meta:
+        model = AuditEntry
+        fields = ["actor", "object_type", "action", "date_from", "date_to"]
+
+
+def audit_list(*, filters: dict[str, str] | None = None) -> AuditFilter:
+    qs = AuditEntry.objects.all().order_by("-at", "-id")
+    return AuditFilter(filters or {}, queryset=qs)
+
+
+def audit_facets() -> dict[str, list[str]]:
+    """Distinct object types and actions for the filter drop-downs (small sets)."""
+    since = timezone.now() - timedelta(days=365)
+    qs = AuditEntry.objects.filter(at__gte=since)
+    return {
+        "object_types": sorted(set(qs.values_list("object_type", flat=True).distinct())),
+        "actions": sorted(set(qs.values_list("action", flat=True).distinct())),
+    }

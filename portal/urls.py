@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal import apis, views
+
+api_v1 = [
+    path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
+]
+
+urlpatterns = [
+    path("", views.dashboard_view, name="dashboard"),
+    path("dashboard/panels/", views.dashboard_panels_view, name="dashboard-panels"),
+    path("audit/", views.audit_view, name="audit"),
+    path("healthz", views.healthz_view, name="healthz"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(("/api/", "/updates/"))
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"message": "Not found.", "extra": {}}, status=404)
+    return render(request, "404.html", status=404)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"message": "Your role does not allow this.", "extra": {}}, status=403)
+    return render(request, "403.html", status=403)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(
+            {"message": "Internal error; it has been logged.", "extra": {}}, status=500
+        )
+    return render(request, "500.html", status=500)

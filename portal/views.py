@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal import dashboard
+from portal.htmx import is_htmx
+from portal.selectors import audit_facets, audit_list, health_check
+from portal.services import login_failure_record, login_failures_clear, login_locked_for
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page, refusing further tries after repeated failures (429)."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = request.POST.get("username", "")
+        wait = login_locked_for(username=username, ip=request.META.get("REMOTE_ADDR"))
+        if wait:
+            form = self.get_form()
+            form.errors.clear()
+            minutes = max(1, round(wait / 60))
+            return self.render_to_response(
+                self.get_context_data(
+                    form=form,
+                    locked=f"Too many failed log-ins. Try again in about {minutes} minute(s).",
+                ),
+                status=429,
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        login_failure_record(
+            username=self.request.POST.get("username", ""),
+            ip=self.request.META.get("REMOTE_ADDR"),
+        )
+        return super().form_invalid(form)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        login_failures_clear(username=form.get_user().get_username())
+        return super().form_valid(form)
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/dashboard.html", {"panels": dashboard.panels(request)})
+
+
+def dashboard_panels_view(request: HttpRequest) -> HttpResponse:
+    """The figures alone, re-fetched by htmx every few seconds."""
+    return render(request, "portal/_dashboard_panels.html", {"panels": dashboard.panels(request)})
+
+
+@permission_required("portal.view_auditentry", raise_exception=True)
+def audit_view(request: HttpRequest) -> HttpResponse:
+    filterset = audit_list(filters=request.GET.dict())
+    page = Paginator(filterset.qs.select_related("actor"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filter": filterset, "page": page, "query": query.urlencode(), **audit_facets()}
+    template = "portal/_audit_rows.html" if is_htmx(request) else "portal/audit.html"
+    return render(request, template, context)
+
+
+@never_cache
+@require_GET
+def healthz_view(request: HttpRequest) -> JsonResponse:
+    checks = health_check()
+    down = sorted(name for name, state in checks.items() if state != "ok")
+    body: dict[str, Any] = {"status": "ok" if not down else "down", **checks}
+    if down:
+        body["message"] = f"Down: {', '.join(down)}."
+    return JsonResponse(body, status=503 if down else 200)
