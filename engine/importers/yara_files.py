@@ -108,40 +108,13 @@ def _candidates(origin: str, parsed: _yara_source.SourceFile, unit: _Unit) -> li
         if unit.include_error:
             candidates.append(_failure(source, unit.include_error, name=rule.name, kind="yara"))
             continue
-        body = _body(rule, available, globals_, imports)
+        body = _yara_source.assemble(rule, available, globals_, imports)
         candidates.append(
             finish(ImportCandidate(kind="yara", body=body, name=rule.name, source=source))
         )
     if not candidates:
         return [_failure(origin, "the file has only private rules")]
     return candidates
-
-
-def _body(
-    rule: RuleSource,
-    available: dict[str, RuleSource],
-    globals_: list[RuleSource],
-    imports: list[str],
-) -> str:
-    helpers: list[RuleSource] = []
-    seen = {rule.name}
-    for head in [*(g for g in globals_ if g.name != rule.name), rule]:
-        for dep in _yara_source.dependencies(head, available):
-            if dep.name not in seen:
-                seen.add(dep.name)
-                helpers.append(dep)
-        if head is not rule and head.name not in seen:
-            seen.add(head.name)
-            helpers.append(head)
-    used: set[str] = set()
-    for r in [*helpers, rule]:
-        used |= r.references
-    parts = [f'import "{m}"' for m in imports if m in used]
-    if parts:
-        parts.append("")
-    parts += [h.as_private() + "\n" for h in helpers]
-    parts.append(rule.text)
-    return "\n".join(parts) + "\n"
 
 
 def _failure(

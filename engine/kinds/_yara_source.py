@@ -207,3 +207,32 @@ def dependencies(rule: RuleSource, available: dict[str, RuleSource]) -> list[Rul
 
     visit(rule)
     return ordered
+
+
+def assemble(
+    rule: RuleSource,
+    available: dict[str, RuleSource],
+    globals_: list[RuleSource],
+    imports: list[str],
+) -> str:
+    """The canonical text of a one-rule body: the imports it uses (sorted), the global rules
+    of its namespace and the helpers it needs (all made private), then the rule itself."""
+    helpers: list[RuleSource] = []
+    seen = {rule.name}
+    for head in [*(g for g in globals_ if g.name != rule.name), rule]:
+        for dep in dependencies(head, available):
+            if dep.name not in seen:
+                seen.add(dep.name)
+                helpers.append(dep)
+        if head is not rule and head.name not in seen:
+            seen.add(head.name)
+            helpers.append(head)
+    used: set[str] = set()
+    for r in [*helpers, rule]:
+        used |= r.references
+    parts = [f'import "{m}"' for m in sorted(set(imports)) if m in used]
+    if parts:
+        parts.append("")
+    parts += [h.as_private() + "\n" for h in helpers]
+    parts.append(rule.text)
+    return "\n".join(parts) + "\n"

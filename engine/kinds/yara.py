@@ -194,7 +194,7 @@ class YaraKind(Kind):
             errors.append(Issue("no rule found"))
         if errors:
             return ValidationResult(body=None, errors=errors, warnings=warnings)
-        return ValidationResult(body=source, warnings=warnings)
+        return ValidationResult(body=canonical_body(source), warnings=warnings)
 
     def dedup_key(self, normalised_body: Any) -> str:
         # comments and layout do not change what a rule matches
@@ -207,6 +207,22 @@ class YaraKind(Kind):
         helpers = len(parsed.rules) - len(public)
         extra = f" (+{helpers} helper rule{'s' * (helpers != 1)})" if helpers else ""
         return f"yara rule {name}{extra}"
+
+
+def canonical_body(source: str) -> str:
+    """Lay a valid body out as the importer does: used imports, helpers, then the rule.
+
+    Comments outside rules and helpers nothing refers to are dropped; the layout of each
+    rule's own text is kept as written.
+    """
+    parsed = _yara_source.parse(source)
+    public = [r for r in parsed.rules if not r.private]
+    if len(public) != 1:
+        return source
+    available = {r.name: r for r in parsed.rules}
+    globals_ = [r for r in parsed.rules if r.is_global]
+    imports = [m for m, _ in parsed.imports]
+    return _yara_source.assemble(public[0], available, globals_, imports)
 
 
 def normalise_source(text: str) -> str:
