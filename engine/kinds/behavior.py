@@ -24,6 +24,9 @@ _PERMISSION = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
 def normalise_class(name: str) -> str | None:
     text = name.strip()
+    if "/" in text and not text.startswith("L"):
+        # a slipped "L": Quark rule 00149 writes "android/content/res/Resources;"
+        text = "L" + text
     if text.startswith("L") and "/" in text and not text.endswith(";"):
         text += ";"
     if _DEX_CLASS.fullmatch(text):
