@@ -1,0 +1,188 @@
+"""Importers over the real corpus and over small hand-written inputs."""
+
+import collections
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.importers import parse_bytes, parse_path
+
+
+def outcomes(folder: Path) -> dict[str, int]:
+    counts: collections.Counter[str] = collections.Counter()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            for candidate in parse_path(path, root=folder):
+                if candidate.ok:
+                    counts[f"valid {candidate.kind}"] += 1
+                else:
+                    counts[re.sub(r"^line \d+(, column \d+)?: ", "", candidate.error)] += 1
+    return dict(counts)
+
+
+def test_every_corpus_yara_file(corpus):
+    # yara-x has dex, cuckoo and others; Koodous' androguard and droidbox, and the old
+    # file module, are not there. Imports a rule does not use are dropped, so a rule in an
+    # androguard-importing file that never calls androguard still imports.
+    assert outcomes(corpus / "yara") == {
+        "valid yara": 1927,
+        "needs the 'androguard' module, which yara-x does not have": 353,
+        "needs the 'droidbox' module, which yara-x does not have": 4,
+        "needs the 'file' module, which yara-x does not have": 1,
+        "no YARA rule found": 1,
+        "unsupported file type": 1,  # Android_fake_mario_app has no extension
+        # APKiD's dex rules use libyara's dex module fields that yara-x names differently
+        "unknown field or method `class_defs_size`: this field or method doesn't exist [E008]": 1,
+        "unknown field or method `data_offset`: this field or method doesn't exist [E008]": 2,
+        "unknown field or method `field_ids_size`: this field or method doesn't exist [E008]": 4,
+        "unknown field or method `link_offset`: this field or method doesn't exist [E008]": 1,
+        "unknown field or method `map_item`: this field or method doesn't exist [E008]": 7,
+        "unknown field or method `map_offset`: this field or method doesn't exist [E008]": 1,
+        "unknown field or method `method_ids_size`: this field or method doesn't exist [E008]": 1,
+        "unknown field or method `string_ids_size`: this field or method doesn't exist [E008]": 2,
+    }
+
+
+def test_every_corpus_clamav_file(corpus):
+    assert outcomes(corpus / "clamav") == {
+        "valid hash": 31,
+        "valid yara": 7,
+        "PE-specific target type 1 has no Android equivalent": 168,
+        "Mach-O-specific target type 9 has no Android equivalent": 11,
+        "ELF-specific target type 6 has no Android equivalent": 9,
+        "ASCII text-specific target type 7 has no Android equivalent": 1,
+        "PCRE subsignatures are not translated": 7,
+        "ClamAV fuzzy image hashes cannot be translated": 3,
+        "container constraint CL_TYPE_RTF cannot be translated": 3,
+        "container constraint CL_TYPE_OOXML_XL cannot be translated": 2,
+        "container constraint CL_TYPE_HTML cannot be translated": 1,
+        "container constraint CL_TYPE_MAIL cannot be translated": 1,
+        "counts apply only to a subsignature or an | group of them": 2,
+        "mixing & and | without parentheses is ambiguous": 1,
+        # the test CVDs hold one text (not hex) .ndb line each
+        "'This ClamAV version has reached End of L' is not a hex signature": 2,
+        # the manual's example line is cut short in the published page
+        "'6576656e742e6' is not a hex signature": 1,
+        "ClamAV incremental updates (.cdiff) are not imported; apply them with sigtool "
+        "and import the resulting .cvd": 1,
+    }
+
+
+def test_every_corpus_quark_file(corpus):
+    assert outcomes(corpus / "quark") == {
+        "valid behavior": 238,
+        "a signature CSV needs a header with 'kind' and 'body'": 1,  # label_desc.csv
+    }
+
+
+def test_apkid_rule_carries_included_helper_as_private(corpus):
+    root = corpus / "yara" / "APKiD"
+    candidates = parse_path(root / "apk" / "packers.yara", root=root)
+    (appguard,) = [c for c in candidates if c.name == "appguard"]
+    assert appguard.ok
+    assert appguard.source.endswith("packers.yara:appguard")
+    assert appguard.body.startswith("private rule is_apk : file_type")
+    assert appguard.body.count("\nrule ") == 1
+
+
+def test_include_outside_the_root_is_refused(corpus):
+    folder = corpus / "yara" / "APKiD" / "elf"
+    candidates = parse_path(folder / "packers.yara")  # root defaults to elf/
+    assert candidates
+    assert all(c.error and "leaves the import folder" in c.error for c in candidates)
+
+
+def test_upload_with_include_is_invalid_per_rule():
+    data = b'include "common.yara"\nrule a { condition: is_apk }\nrule b { condition: true }'
+    candidates = parse_bytes("up.yar", data)
+    assert [c.name for c in candidates] == ["a", "b"]
+    assert all("cannot be resolved in an upload" in c.error for c in candidates)
+
+
+def test_yara_file_split_into_rules_with_globals_and_helpers():
+    data = (
+        b'import "math"\nimport "androguard"\n'
+        b"global private rule small { condition: filesize < 10MB }\n"
+        b"private rule h { condition: math.entropy(0, filesize) > 7 }\n"
+        b"rule one { condition: h }\n"
+        b"rule two { condition: androguard.package_name(/x/) }\n"
+    )
+    one, two = parse_bytes("x.yar", data)
+    assert one.ok
+    assert one.body.startswith('import "math"\n\nglobal private rule small')
+    assert "androguard" not in one.body
+    assert (
+        two.error == "line 1, column 1: needs the 'androguard' module, which yara-x does not have"
+    )
+
+
+def test_recursive_includes_do_not_loop(tmp_path):
+    (tmp_path / "a.yar").write_text('include "b.yar"\nrule a { condition: b }\n')
+    (tmp_path / "b.yar").write_text('include "a.yar"\nrule b { condition: true }\n')
+    (candidate,) = parse_path(tmp_path / "a.yar")
+    assert candidate.ok
+    assert "private rule b" in candidate.body
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("x.yar", b"\xff\xfe rule", "cannot read the file as UTF-8 text"),
+        ("x.json", b"{not json", "not a JSON file"),
+        ("x.json", b'{"a": 1}', "not a Quark rule"),
+        ("x.exe", b"MZ", "unsupported file type"),
+        ("x.csv", b"\x00\x01", "cannot read the file as UTF-8 text"),
+        ("x.cvd", b"garbage", "not a ClamAV database container"),
+    ],
+)
+def test_unreadable_input_gives_one_invalid_candidate(name, data, reason):
+    (candidate,) = parse_bytes(name, data)
+    assert reason in candidate.error
+
+
+def test_clamav_translations():
+    ndb = b"Andr.Test.A-1:0:100,20:aabb??cc*dd{2-4}(ee|ff)1?\n"
+    ldb = b"Andr.Test.B-1;Engine:51-255,Target:0;(0|1)>2,1&2;aabbcc;ddeeff;112233::i\n"
+    hdb = b"44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n"
+    (nd,) = parse_bytes("x.ndb", ndb)
+    (ld,) = parse_bytes("x.ldb", ldb)
+    (hd,) = parse_bytes("x.hdb", hdb)
+    assert nd.ok
+    assert "$a = { AA BB ?? CC [-] DD [2-4] ( EE | FF ) 1? }" in nd.body
+    assert "$a in (100..120)" in nd.body
+    assert ld.ok
+    assert '$s2 = "\\x11\\x223" nocase' in ld.body
+    assert "((#s0 + #s1) > 2 and 1 of ($s0, $s1)) and $s2" in ld.body
+    assert hd.body == {
+        "algorithm": "md5",
+        "value": "44d88612fea8a8f36de82e1278abb02f",
+        "target": "apk",
+    }
+    assert hd.name == "Eicar-Test-Signature"
+
+
+def test_cvd_is_unpacked(corpus):
+    candidates = parse_path(corpus / "clamav" / "Cisco-Talos_clamav" / "test-1.cvd")
+    assert [c.source.rsplit("/", 1)[1] for c in candidates] == ["test.ndb:2"]
+
+
+def test_csv_rows():
+    data = (
+        b"kind,body,family,severity,name\n"
+        b"indicator,evil.com,Joker,malicious,Andr.Trojan.Joker-1-1\n"
+        b'hash,"{""value"": ""' + b"A" * 64 + b'""}",,suspicious,\n'
+        b"behavior,{},,,\n"
+        b"nope,x,,,\n"
+    )
+    a, b, c, d = parse_bytes("s.csv", data)
+    assert (a.kind, a.body, a.family_hint, a.severity_hint) == (
+        "indicator",
+        {"type": "domain", "value": "evil.com"},
+        "Joker",
+        "malicious",
+    )
+    assert b.body["value"] == "a" * 64
+    assert c.error == "a behaviour needs at least one permission or API call"
+    assert d.error == "unknown signature kind 'nope'"
+    assert d.source == "s.csv:5"
