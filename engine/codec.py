@@ -19,15 +19,16 @@ Why this shape: hash signatures are the millions; their digest is 32 random byte
 compressor shrinks, so everything else about them must cost next to nothing. A hash record
 goes to the compact section when its name is exactly ``Andr.<Category>.<Family>-<id>-<rev>``
 (so the name is rebuilt, not stored) and its body is a dict of strings with exactly one
-lowercase-hex value of 32 or more digits (the digest, stored raw) — everything else about it (category, family, severity,
-noisy, min_engine, the body's other keys such as ``algorithm`` and ``target``) is one entry of
-a small *class* dictionary, referenced by index. Columns (ids, then revisions, then classes)
-put like with like so zstd does well on them. Classes are sorted by their JSON bytes, so
+lowercase-hex value of 32 or more digits (the digest, stored raw). Everything else about it
+(category, family, severity, noisy, min_engine, the body's other keys such as ``algorithm``
+and ``target``) is one entry of a small *class* dictionary, referenced by index. Columns
+(ids, then revisions, then classes) put like with like so zstd does well on them. Classes are sorted by their JSON bytes, so
 their indexes are canonical too. Anything that does not fit — another kind, an odd name, an
 uppercase digest — goes to the generic section as canonical JSON (``sort_keys``,
 ``separators=(",", ":")``, UTF-8), losslessly. Either way ids are unique across sections.
 
-Files (``build_full``/``build_delta``) are a fixed big-endian header followed by one zstd
+Files (``build_full``/``build_delta``) are a fixed big-endian header (with a CRC-32 of its
+fields) followed by one zstd
 frame (fixed level, content size and checksum written, no dictionary, no timestamps) of a
 canonical encoding: the whole state for a full bundle, the upserted records for a delta. A
 delta also lists removed ids and names the state hashes before and after, so a client can
@@ -53,6 +54,7 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +79,11 @@ DELTA_MAGIC: Final = b"MTPD"
 _FULL_HEADER = struct.Struct(">4sHIQ32sQ")
 # magic, format, min_engine, base release, release, base sha256, state sha256, payload length
 _DELTA_HEADER = struct.Struct(">4sHIQQ32s32sQ")
+# Each header ends with a CRC-32 of the fields before it. The zstd checksum and the state hash
+# cover the payload; the CRC catches a flipped bit in the release number of a stored database
+# (which would otherwise make a client refuse every update as a "downgrade"). Tampering is
+# TUF's to catch, not the CRC's.
+_CRC = struct.Struct(">I")
 
 _SEVERITIES: Final = frozenset({"malicious", "suspicious", "riskware"})
 _RECORD_KEYS: Final = frozenset(
@@ -591,7 +598,7 @@ def _full_file(release: int, canonical: bytes) -> bytes:
         hashlib.sha256(canonical).digest(),
         len(canonical),
     )
-    return header + _compress(canonical)
+    return header + _CRC.pack(zlib.crc32(header)) + _compress(canonical)
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,24 +626,32 @@ def _check_format(fmt: int, min_engine: int, engine_version: int) -> None:
         raise CodecError(f"the file needs engine {min_engine}, this is engine {engine_version}")
 
 
+def _check_crc(data: bytes, size: int) -> None:
+    (crc,) = _CRC.unpack_from(data, size)
+    if zlib.crc32(data[:size]) != crc:
+        raise CodecError("damaged header (CRC mismatch)")
+
+
 def read_full_header(data: bytes) -> FullHeader:
-    if len(data) < _FULL_HEADER.size:
+    if len(data) < _FULL_HEADER.size + _CRC.size:
         raise CodecError("truncated full bundle header")
     magic, fmt, min_engine, release, digest, size = _FULL_HEADER.unpack_from(data)
     if magic != FULL_MAGIC:
         raise CodecError("not a full bundle (bad magic)")
+    _check_crc(data, _FULL_HEADER.size)
     _check_format(fmt, 0, 0)
     return FullHeader(release, digest.hex(), min_engine, size)
 
 
 def read_delta_header(data: bytes) -> DeltaHeader:
-    if len(data) < _DELTA_HEADER.size:
+    if len(data) < _DELTA_HEADER.size + _CRC.size:
         raise CodecError("truncated delta header")
     magic, fmt, min_engine, base, release, base_digest, digest, size = _DELTA_HEADER.unpack_from(
         data
     )
     if magic != DELTA_MAGIC:
         raise CodecError("not a delta (bad magic)")
+    _check_crc(data, _DELTA_HEADER.size)
     _check_format(fmt, 0, 0)
     return DeltaHeader(base, release, base_digest.hex(), digest.hex(), min_engine, size)
 
@@ -645,7 +660,7 @@ def apply_full(data: bytes, engine_version: int, *, max_size: int = MAX_STATE_BY
     """The state a full bundle describes, after checking its embedded state hash."""
     header = read_full_header(data)
     _check_format(FORMAT_VERSION, header.min_engine, engine_version)
-    canonical = _decompress(data[_FULL_HEADER.size :], header.payload_size, max_size)
+    canonical = _decompress(data[_FULL_HEADER.size + _CRC.size :], header.payload_size, max_size)
     if hashlib.sha256(canonical).hexdigest() != header.state_sha256:
         raise CodecError("state hash mismatch: the bundle does not hold the state it names")
     # the bytes hash to what the header names; decoding also proves they are canonical
@@ -706,7 +721,7 @@ def build_delta(
         digest,
         len(body),
     )
-    return header + _compress(bytes(body))
+    return header + _CRC.pack(zlib.crc32(header)) + _compress(bytes(body))
 
 
 def diff_states(
@@ -737,7 +752,7 @@ def apply_delta(
         )
     if header.release <= header.base_release:
         raise CodecError("a delta must go up")
-    payload = _decompress(data[_DELTA_HEADER.size :], header.payload_size, max_size)
+    payload = _decompress(data[_DELTA_HEADER.size + _CRC.size :], header.payload_size, max_size)
     reader = _Reader(payload)
     removed: list[int] = []
     current = 0
