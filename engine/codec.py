@@ -22,10 +22,11 @@ goes to the compact section when its name is exactly ``Andr.<Category>.<Family>-
 lowercase-hex value of 32 or more digits (the digest, stored raw). Everything else about it
 (category, family, severity, noisy, min_engine, the body's other keys such as ``algorithm``
 and ``target``) is one entry of a small *class* dictionary, referenced by index. Columns
-(ids, then revisions, then classes) put like with like so zstd does well on them. Classes are sorted by their JSON bytes, so
-their indexes are canonical too. Anything that does not fit — another kind, an odd name, an
-uppercase digest — goes to the generic section as canonical JSON (``sort_keys``,
-``separators=(",", ":")``, UTF-8), losslessly. Either way ids are unique across sections.
+(ids, then revisions, then classes) put like with like so zstd does well on them. Classes
+are sorted by their JSON bytes, so their indexes are canonical too. Anything that does not
+fit (another kind, an odd name, an uppercase digest) goes to the generic section as
+canonical JSON (``sort_keys``, ``separators=(",", ":")``, UTF-8), losslessly. Either way ids
+are unique across sections.
 
 Files (``build_full``/``build_delta``) are a fixed big-endian header (with a CRC-32 of its
 fields) followed by one zstd
