@@ -22,6 +22,11 @@ targets, then snapshot, and ``timestamp.json`` last (each written to a temp file
 Until the timestamp is replaced, devices see the previous release and nothing else; a crash in
 between leaves unreferenced files that the next publish overwrites.
 
+Release targets are named ``full-<N>.bin`` and ``delta-<B>-<N>.bin`` (``full_target_name``,
+``delta_target_name``) and carry ``release_custom(...)`` as custom data: ``kind`` ("full" or
+"delta"), ``release``, ``base`` (null for a full bundle), ``state_sha256`` (the state after
+applying), ``min_engine`` (of the file format) and ``signatures`` (records in the state).
+
 Retention: ``add_targets(..., remove=[...])`` de-lists targets (old deltas) in the same
 signed step that adds new ones; the files stay on disk so a device that fetched the previous
 metadata can still finish its download. Deleting unlisted files later is the caller's choice.
@@ -95,6 +100,32 @@ class RepositoryError(Exception):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- release targets ------------------------------------------------------------------------
+# One naming and one custom-data shape for every caller (portal publisher, client, tests).
+
+
+def full_target_name(release: int) -> str:
+    return f"full-{release}.bin"
+
+
+def delta_target_name(base_release: int, release: int) -> str:
+    return f"delta-{base_release}-{release}.bin"
+
+
+def release_custom(
+    *, release: int, base: int | None, state_sha256: str, min_engine: int, signatures: int
+) -> dict[str, Any]:
+    """A bundle's or delta's signed custom data; ``base`` is None for a full bundle."""
+    return {
+        "kind": "full" if base is None else "delta",
+        "release": release,
+        "base": base,
+        "state_sha256": state_sha256,
+        "min_engine": min_engine,
+        "signatures": signatures,
+    }
 
 
 # --- keys ----------------------------------------------------------------------------------
