@@ -477,7 +477,10 @@ class UpdateRepository:
         logger.warning("rotated the TUF root key: root is now version %s", root.version)
         return root.version
 
+    def export_root_bytes(self) -> bytes:
+        return (self.metadata_dir / "root.json").read_bytes()
+
     def export_root(self, path: Path) -> None:
         """Write the newest root.json, the trust anchor to ship inside the app."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, (self.metadata_dir / "root.json").read_bytes())
+        _write_atomic(path, self.export_root_bytes())
