@@ -29,11 +29,10 @@ canonical JSON (``sort_keys``, ``separators=(",", ":")``, UTF-8), losslessly. Ei
 are unique across sections.
 
 Files (``build_full``/``build_delta``) are a fixed big-endian header (with a CRC-32 of its
-fields) followed by one zstd
-frame (fixed level, content size and checksum written, no dictionary, no timestamps) of a
-canonical encoding: the whole state for a full bundle, the upserted records for a delta. A
-delta also lists removed ids and names the state hashes before and after, so a client can
-tell it has the right base before touching anything.
+fields) followed by one zstd frame (fixed level, content size and checksum written, no
+dictionary, no timestamps) of a canonical encoding: the whole state for a full bundle, the
+upserted records for a delta. A delta also lists removed ids and names the state hashes
+before and after, so a client can tell it has the right base before touching anything.
 
 Engine versions. Every record carries ``min_engine``; a file header carries the engine the
 *file format* needs. A client whose engine is older than the header refuses the file. A
