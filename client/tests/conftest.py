@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,9 @@ def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+        def _json(
+            self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -244,7 +245,3 @@ def device(tmp_path: Path, portal: FakePortal, repo: UpdateRepository) -> Callab
         return state
 
     return make
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from client.state import ClientError, StateDir
 from client.sync import SyncOptions, sync
 from client.tests.conftest import FakePortal, Publisher, hash_record
 from engine import codec
+from engine.features import RuleRecord
 from threats.tuf_repo import UpdateRepository, full_target_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +37,7 @@ def db_bytes(state: Path) -> bytes:
     return StateDir(state).db_path.read_bytes()
 
 
-def releases(n: int, size: int = 50) -> list[list]:
+def releases(n: int, size: int = 50) -> list[list[RuleRecord]]:
     """n successive states: each adds 10 hashes, bumps one revision and drops one id."""
     out = [[hash_record(i) for i in range(1, size + 1)]]
     for k in range(1, n):
@@ -49,7 +51,9 @@ def releases(n: int, size: int = 50) -> list[list]:
     return out
 
 
-def test_sync_installs_a_full_bundle_then_deltas(publisher: Publisher, portal, device):
+def test_sync_installs_a_full_bundle_then_deltas(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     states = releases(3)
     publisher.publish(1, states[0])
     phone = device("phone")
@@ -73,8 +77,8 @@ def test_sync_installs_a_full_bundle_then_deltas(publisher: Publisher, portal, d
 
 
 def test_a_chain_of_deltas_and_a_full_bundle_give_the_same_database(
-    publisher: Publisher, portal, device
-):
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     states = releases(4)
     publisher.publish(1, states[0])
     early = device("early")
@@ -91,11 +95,11 @@ def test_a_chain_of_deltas_and_a_full_bundle_give_the_same_database(
 
 
 def test_a_tampered_target_is_refused_and_the_old_database_stays(
-    publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device
-):
+    publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device: Callable[[str], Path]
+) -> None:
     states = releases(2)
     publisher.publish(1, states[0])
-    phone = device()
+    phone = device("phone")
     sync(phone, options())
     before = db_bytes(phone)
 
@@ -113,13 +117,13 @@ def test_a_tampered_target_is_refused_and_the_old_database_stays(
 
 
 def test_a_rolled_back_timestamp_is_refused(
-    publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device
-):
+    publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device: Callable[[str], Path]
+) -> None:
     states = releases(3)
     publisher.publish(1, states[0])
     old_timestamp = (repo.metadata_dir / "timestamp.json").read_bytes()
     publisher.publish(2, states[1])
-    phone = device()
+    phone = device("phone")
     sync(phone, options())  # now trusts the release-2 timestamp
     before = db_bytes(phone)
 
@@ -131,10 +135,14 @@ def test_a_rolled_back_timestamp_is_refused(
 
 
 def test_an_expired_timestamp_is_refused(
-    tmp_path: Path, publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device
-):
+    tmp_path: Path,
+    publisher: Publisher,
+    portal: FakePortal,
+    repo: UpdateRepository,
+    device: Callable[[str], Path],
+) -> None:
     publisher.publish(1, releases(1)[0])
-    phone = device()
+    phone = device("phone")
     # the timestamp was signed two days ago with a one-day expiry
     stale = UpdateRepository(
         repo.root_dir, repo.keys, clock=lambda: datetime.now(UTC) - timedelta(days=2)
@@ -149,10 +157,12 @@ def test_an_expired_timestamp_is_refused(
     assert sync(phone, options())["to"] == 1
 
 
-def test_a_wrong_state_hash_in_custom_data_is_refused(publisher: Publisher, portal, device):
+def test_a_wrong_state_hash_in_custom_data_is_refused(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     states = releases(2)
     publisher.publish(1, states[0])
-    phone = device()
+    phone = device("phone")
     sync(phone, options())
     before = db_bytes(phone)
 
@@ -163,12 +173,12 @@ def test_a_wrong_state_hash_in_custom_data_is_refused(publisher: Publisher, port
 
 
 def test_a_lower_or_equal_release_is_never_installed(
-    publisher: Publisher, portal: FakePortal, device
-):
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     states = releases(3)
     publisher.publish(1, states[0])
     publisher.publish(2, states[1])
-    phone = device()
+    phone = device("phone")
     assert sync(phone, options())["to"] == 2
     before = db_bytes(phone)
 
@@ -184,10 +194,10 @@ def test_a_lower_or_equal_release_is_never_installed(
 
 
 def test_retry_after_is_honoured_and_the_client_does_not_ask_again_early(
-    publisher: Publisher, portal: FakePortal, device
-):
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     publisher.publish(1, releases(1)[0])
-    phone = device()
+    phone = device("phone")
     portal.scripted.append((429, {"Retry-After": "3600"}, {"detail": "slow down"}))
 
     with pytest.raises(ClientError) as failure:
@@ -205,10 +215,10 @@ def test_retry_after_is_honoured_and_the_client_does_not_ask_again_early(
 
 
 def test_a_short_retry_after_is_waited_out_with_back_off(
-    publisher: Publisher, portal: FakePortal, device
-):
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     publisher.publish(1, releases(1)[0])
-    phone = device()
+    phone = device("phone")
     portal.scripted.append((429, {"Retry-After": "5"}, {}))
     portal.scripted.append((503, {}, {}))
     opts = options()
@@ -221,10 +231,12 @@ def test_a_short_retry_after_is_waited_out_with_back_off(
     assert portal.update_requests == 3
 
 
-def test_min_wait_seconds_is_honoured(publisher: Publisher, portal: FakePortal, device):
+def test_min_wait_seconds_is_honoured(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     publisher.publish(1, releases(1)[0])
     portal.min_wait_seconds = 600
-    phone = device()
+    phone = device("phone")
     sync(phone, options(force=False))
     asked = portal.update_requests
     report = sync(phone, options(force=False))
@@ -232,8 +244,10 @@ def test_min_wait_seconds_is_honoured(publisher: Publisher, portal: FakePortal, 
     assert portal.update_requests == asked
 
 
-def test_network_failures_are_retried_a_bounded_number_of_times(tmp_path: Path, device):
-    phone = device()
+def test_network_failures_are_retried_a_bounded_number_of_times(
+    tmp_path: Path, device: Callable[[str], Path]
+) -> None:
+    phone = device("phone")
     config = StateDir(phone).config()
     StateDir(phone).save_config(
         type(config)(server="http://127.0.0.1:9", device_id="x", token="t")  # discard port
@@ -246,11 +260,13 @@ def test_network_failures_are_retried_a_bounded_number_of_times(tmp_path: Path, 
     assert slept == pytest.approx([0.75, 1.5, 3.0])
 
 
-def test_an_old_engine_skips_newer_records_and_still_verifies(publisher: Publisher, portal, device):
+def test_an_old_engine_skips_newer_records_and_still_verifies(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
     base = releases(1)[0]
     publisher.publish(1, base)
     publisher.publish(2, [*base, hash_record(7777, min_engine=99)])
-    phone = device()
+    phone = device("phone")
     report = sync(phone, options())
     assert report["to"] == 2
     assert report["skipped_needing_newer_engine"] == 1
@@ -272,17 +288,13 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_command_line_register_sync_and_scan(
     tmp_path: Path, publisher: Publisher, portal: FakePortal, repo: UpdateRepository
-):
+) -> None:
     apk = CORPUS / "apks" / "v2-only-with-rsa-pkcs1-sha256-2048.apk"
     if not apk.exists():
         pytest.skip("the shared corpus is not available")
     sha = "b11e85df088c3474b2d0f266f1a4863744162fc44b4b53a87d3432f03dce25c6"
-    detection = hash_record(1)
-    detection = type(detection)(
-        **{
-            **{f: getattr(detection, f) for f in detection.__dataclass_fields__},
-            "body": {"algorithm": "sha256", "target": "apk", "value": sha},
-        }
+    detection = dataclasses.replace(
+        hash_record(1), body={"algorithm": "sha256", "target": "apk", "value": sha}
     )
     publisher.publish(1, [detection, *releases(1)[0][1:]])
     root = tmp_path / "root.json"

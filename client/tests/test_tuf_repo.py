@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from securesystemslib.signer import CryptoSigner
+from securesystemslib.signer._crypto_signer import CryptoSigner
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.ngclient import Updater
+from tuf.ngclient.updater import Updater
 
 from client.tests.conftest import FakePortal
 from threats.tuf_repo import KEY_ENV, RepoKeys, RepositoryError, UpdateRepository
@@ -27,7 +27,7 @@ def updater(tmp_path: Path, portal: FakePortal, root: bytes, name: str = "client
     )
 
 
-def test_init_writes_a_consistent_snapshot_repository(repo: UpdateRepository):
+def test_init_writes_a_consistent_snapshot_repository(repo: UpdateRepository) -> None:
     names = sorted(p.name for p in repo.metadata_dir.iterdir())
     assert names == [
         "1.root.json",
@@ -52,7 +52,7 @@ def test_init_writes_a_consistent_snapshot_repository(repo: UpdateRepository):
 
 def test_targets_are_content_addressed_and_carry_custom_data(
     tmp_path: Path, repo: UpdateRepository, portal: FakePortal
-):
+) -> None:
     published = repo.add_targets([("full-1.bin", b"bundle one", {"release": 1, "base": None})])
     assert (published.targets_version, published.snapshot_version) == (2, 2)
     path = published.files["full-1.bin"]
@@ -68,7 +68,7 @@ def test_targets_are_content_addressed_and_carry_custom_data(
     assert Path(client.download_target(info)).read_bytes() == b"bundle one"
 
 
-def test_remove_delists_but_keeps_files_for_devices_mid_download(repo: UpdateRepository):
+def test_remove_delists_but_keeps_files_for_devices_mid_download(repo: UpdateRepository) -> None:
     first = repo.add_targets([("delta-1-2.bin", b"d", {"release": 2})])
     second = repo.add_targets([("full-3.bin", b"f", {"release": 3})], remove=["delta-1-2.bin"])
     assert set(repo.target_files()) == {"full-3.bin"}
@@ -76,7 +76,7 @@ def test_remove_delists_but_keeps_files_for_devices_mid_download(repo: UpdateRep
     assert second.timestamp_version == first.timestamp_version + 1
 
 
-def test_a_failed_publish_leaves_the_visible_release_unchanged(repo: UpdateRepository):
+def test_a_failed_publish_leaves_the_visible_release_unchanged(repo: UpdateRepository) -> None:
     repo.add_targets([("full-1.bin", b"one", {"release": 1})])
     timestamp = (repo.metadata_dir / "timestamp.json").read_bytes()
     other = CryptoSigner.generate_ed25519()
@@ -90,14 +90,16 @@ def test_a_failed_publish_leaves_the_visible_release_unchanged(repo: UpdateRepos
     assert set(repo.target_files()) == {"full-1.bin"}
 
 
-def test_refresh_timestamp_re_signs_only_the_timestamp(repo: UpdateRepository):
+def test_refresh_timestamp_re_signs_only_the_timestamp(repo: UpdateRepository) -> None:
     before = repo.timestamp().signed.version
     snapshot = repo.snapshot().signed.version
     assert repo.refresh_timestamp() == before + 1
     assert repo.snapshot().signed.version == snapshot
 
 
-def test_refresh_timestamp_renews_targets_and_snapshot_close_to_expiry(repo: UpdateRepository):
+def test_refresh_timestamp_renews_targets_and_snapshot_close_to_expiry(
+    repo: UpdateRepository,
+) -> None:
     targets = repo.targets().signed.version
     later = UpdateRepository(
         repo.root_dir, repo.keys, clock=lambda: datetime.now(UTC) + timedelta(days=80)
@@ -109,7 +111,7 @@ def test_refresh_timestamp_renews_targets_and_snapshot_close_to_expiry(repo: Upd
 
 def test_root_rotation_is_followed_by_clients_holding_the_old_root(
     tmp_path: Path, repo: UpdateRepository, portal: FakePortal
-):
+) -> None:
     shipped = repo.export_root_bytes()
     new_key = CryptoSigner.generate_ed25519()
     assert repo.rotate_root(new_key) == 2
@@ -125,7 +127,7 @@ def test_root_rotation_is_followed_by_clients_holding_the_old_root(
 
 def test_a_root_signed_by_the_new_key_alone_is_rejected(
     tmp_path: Path, repo: UpdateRepository, portal: FakePortal
-):
+) -> None:
     shipped = repo.export_root_bytes()
     repo.rotate_root(CryptoSigner.generate_ed25519())
     data = json.loads((repo.metadata_dir / "2.root.json").read_bytes())
@@ -135,7 +137,9 @@ def test_a_root_signed_by_the_new_key_alone_is_rejected(
         updater(tmp_path, portal, shipped).refresh()
 
 
-def test_dev_keys_are_private_and_announced(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_dev_keys_are_private_and_announced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     keys = RepoKeys.generate_dev(tmp_path / "k")
     assert "DEVELOPMENT TUF KEYS" in capsys.readouterr().err
     for role in ("root", "targets", "snapshot", "timestamp"):
@@ -146,7 +150,7 @@ def test_dev_keys_are_private_and_announced(tmp_path: Path, capsys: pytest.Captu
     assert again.targets.public_key.keyid == keys.targets.public_key.keyid
 
 
-def test_keys_load_from_environment_as_pem_text_or_path(tmp_path: Path):
+def test_keys_load_from_environment_as_pem_text_or_path(tmp_path: Path) -> None:
     RepoKeys.generate_dev(tmp_path / "k")
     env = {
         KEY_ENV["targets"]: (tmp_path / "k" / "targets.pem").read_text(),
@@ -163,8 +167,20 @@ def test_keys_load_from_environment_as_pem_text_or_path(tmp_path: Path):
         UpdateRepository(tmp_path / "r", keys).init()
 
 
-def test_export_root_writes_the_newest_root(tmp_path: Path, repo: UpdateRepository):
+def test_export_root_writes_the_newest_root(tmp_path: Path, repo: UpdateRepository) -> None:
     repo.rotate_root(CryptoSigner.generate_ed25519())
     repo.export_root(tmp_path / "app" / "root.json")
     exported = json.loads((tmp_path / "app" / "root.json").read_bytes())
     assert exported["signed"]["version"] == 2
+
+
+def test_repository_and_client_import_without_django() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threats.tuf_repo, client.sync, client.scan, engine.codec; "
+        "sys.exit('django' in sys.modules)"
+    )
+    repo_root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo_root, check=False).returncode == 0

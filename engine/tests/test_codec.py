@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import random
@@ -78,7 +79,7 @@ def sample_state(n: int = 200) -> list[RuleRecord]:
     return [hash_record(i) for i in range(1, n + 1)] + other_records()
 
 
-def test_round_trip_keeps_every_record_exactly():
+def test_round_trip_keeps_every_record_exactly() -> None:
     records = sample_state()
     state = codec.apply_full(codec.build_full(7, records), engine_version=1)
     assert state.release == 7
@@ -87,13 +88,13 @@ def test_round_trip_keeps_every_record_exactly():
     assert codec.decode_state(codec.encode_state(records)) == sorted(records, key=lambda r: r.id)
 
 
-def test_same_records_in_any_order_give_the_same_bytes_and_hash():
+def test_same_records_in_any_order_give_the_same_bytes_and_hash() -> None:
     records = sample_state()
     shuffled = records[:]
     random.Random(4).shuffle(shuffled)
     # equal bodies written in another key order are the same record
     reordered_body = [
-        RuleRecord(**{**_fields(r), "body": dict(reversed(list(r.body.items())))})
+        dataclasses.replace(r, body=dict(reversed(list(r.body.items()))))
         if isinstance(r.body, dict)
         else r
         for r in shuffled
@@ -103,26 +104,22 @@ def test_same_records_in_any_order_give_the_same_bytes_and_hash():
     assert codec.build_full(3, records) == codec.build_full(3, shuffled)
 
 
-def test_any_change_to_a_record_changes_the_state_hash():
+def test_any_change_to_a_record_changes_the_state_hash() -> None:
     records = sample_state(10)
     base = codec.state_sha256(records)
     changed = [*records[:3], hash_record(4, revision=2), *records[4:]]
-    noisy = [RuleRecord(**{**_fields(records[0]), "noisy": True}), *records[1:]]
+    noisy = [dataclasses.replace(records[0], noisy=True), *records[1:]]
     assert len({base, codec.state_sha256(changed), codec.state_sha256(noisy)}) == 3
 
 
-def _fields(r: RuleRecord) -> dict[str, object]:
-    return {f: getattr(r, f) for f in RuleRecord.__dataclass_fields__}
-
-
-def test_hash_names_are_rebuilt_not_stored():
+def test_hash_names_are_rebuilt_not_stored() -> None:
     records = [hash_record(i) for i in range(1, 1001)]
     encoded = codec.encode_state(records)
     assert b"Joker-5-1" not in encoded
     assert codec.decode_state(encoded)[4].name == "Andr.Trojan.Joker-5-1"
 
 
-def test_a_chain_of_deltas_reaches_the_same_state_as_the_full_bundle():
+def test_a_chain_of_deltas_reaches_the_same_state_as_the_full_bundle() -> None:
     releases = [sample_state(100)]
     rng = random.Random(9)
     for n in range(4):
@@ -169,7 +166,7 @@ def _delta(base: list[RuleRecord], target: list[RuleRecord], **overrides: object
     return codec.build_delta(**args)  # type: ignore[arg-type]
 
 
-def test_delta_refuses_a_different_base_and_leaves_it_untouched():
+def test_delta_refuses_a_different_base_and_leaves_it_untouched() -> None:
     base = sample_state(20)
     other = sample_state(21)
     target = sample_state(30)
@@ -180,14 +177,14 @@ def test_delta_refuses_a_different_base_and_leaves_it_untouched():
     assert installed.canonical == before
 
 
-def test_delta_with_a_wrong_target_hash_is_refused():
+def test_delta_with_a_wrong_target_hash_is_refused() -> None:
     base, target = sample_state(20), sample_state(30)
     installed = codec.apply_full(codec.build_full(1, base), engine_version=1)
     with pytest.raises(CodecError, match="state hash mismatch"):
         codec.apply_delta(installed, _delta(base, target, state_sha256="ab" * 32), engine_version=1)
 
 
-def test_old_engine_skips_newer_records_but_still_verifies_the_state_hash():
+def test_old_engine_skips_newer_records_but_still_verifies_the_state_hash() -> None:
     base = sample_state(20)
     future = hash_record(900, min_engine=2)
     future_kind = RuleRecord(
@@ -218,7 +215,7 @@ def test_old_engine_skips_newer_records_but_still_verifies_the_state_hash():
     assert {r.id for r in upgraded.skipped} == {901}
 
 
-def test_a_file_needing_a_newer_engine_is_refused():
+def test_a_file_needing_a_newer_engine_is_refused() -> None:
     bundle = bytearray(codec.build_full(1, sample_state(5)))
     struct.pack_into(">I", bundle, 6, 9)  # the header's min_engine field
     struct.pack_into(">I", bundle, 58, zlib.crc32(bundle[:58]))  # a well-formed header
@@ -227,13 +224,13 @@ def test_a_file_needing_a_newer_engine_is_refused():
 
 
 @pytest.mark.parametrize("cut", [0, 3, 20, 70, -1, -10])
-def test_truncated_bundles_are_refused(cut: int):
+def test_truncated_bundles_are_refused(cut: int) -> None:
     bundle = codec.build_full(1, sample_state(50))
     with pytest.raises(CodecError):
         codec.apply_full(bundle[:cut], engine_version=1)
 
 
-def test_corrupted_and_padded_bundles_are_refused():
+def test_corrupted_and_padded_bundles_are_refused() -> None:
     bundle = codec.build_full(1, sample_state(50))
     for position in (0, 10, 30, len(bundle) // 2, len(bundle) - 2):
         damaged = bytearray(bundle)
@@ -246,7 +243,7 @@ def test_corrupted_and_padded_bundles_are_refused():
         codec.apply_full(b"", engine_version=1)
 
 
-def test_oversized_payload_is_refused_before_decompressing():
+def test_oversized_payload_is_refused_before_decompressing() -> None:
     records = sample_state(50)
     bundle = codec.build_full(1, records)
     with pytest.raises(CodecError, match="exceeds the limit"):
@@ -261,7 +258,7 @@ def test_oversized_payload_is_refused_before_decompressing():
         codec.apply_full(header + frame, engine_version=1)
 
 
-def test_non_canonical_state_encodings_are_refused():
+def test_non_canonical_state_encodings_are_refused() -> None:
     encoded = codec.encode_state([hash_record(1), hash_record(2)])
     with pytest.raises(CodecError):
         codec.decode_state(encoded + b"\0")
@@ -273,12 +270,12 @@ def test_non_canonical_state_encodings_are_refused():
         codec.decode_state(doubled)
 
 
-def test_duplicate_ids_are_refused_when_encoding():
+def test_duplicate_ids_are_refused_when_encoding() -> None:
     with pytest.raises(CodecError, match="two records with id 1"):
         codec.encode_state([hash_record(1), hash_record(1, revision=2)])
 
 
-def test_deltas_cost_under_40_bytes_per_added_hash_signature():
+def test_deltas_cost_under_40_bytes_per_added_hash_signature() -> None:
     base = [hash_record(i) for i in range(1, 5001)]
     added = [hash_record(i) for i in range(5001, 6001)]
     delta = _delta(base, base + added)
@@ -287,12 +284,12 @@ def test_deltas_cost_under_40_bytes_per_added_hash_signature():
     assert len(removal) / 1000 < 4
 
 
-def test_full_bundle_costs_under_40_bytes_per_hash_signature():
+def test_full_bundle_costs_under_40_bytes_per_hash_signature() -> None:
     records = [hash_record(i, family=f"F{i % 50}") for i in range(1, 20_001)]
     assert len(codec.build_full(1, records)) / len(records) < 40
 
 
-def test_save_and_load_state_round_trip(tmp_path: Path):
+def test_save_and_load_state_round_trip(tmp_path: Path) -> None:
     state = State(release=4, records=sample_state(30), engine_version=1)
     target = tmp_path / "db" / "state.bin"
     codec.save_state(state, target)
