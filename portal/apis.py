@@ -100,3 +100,18 @@ class TokenApi(APIView):
         assert isinstance(request.user, User)
         api_token_revoke(token=token, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    """Who the caller is: username and roles. Scripts use it to check their token."""
+
+    class OutputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        roles = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(operation_id="auth_me", responses={200: OutputSerializer})
+    def get(self, request: Request) -> Response:
+        from portal.roles import user_roles
+
+        data = {"username": request.user.get_username(), "roles": sorted(user_roles(request.user))}
+        return Response(self.OutputSerializer(data).data)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 
 from celery import Celery, bootsteps
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("default", "scans", "hunts", "publish")]
+app.conf.task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("default", "scans", "hunts", "publish")
+]
 app.autodiscover_tasks()
 
 

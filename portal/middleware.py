@@ -10,7 +10,14 @@ from portal.request_context import source_ip
 
 # Paths that authenticate on their own (API tokens, device tokens, signed update files) or
 # need none (health, static files, the log-in page itself).
-OPEN_PREFIXES = ("/api/", "/updates/", "/healthz", "/static/", "/accounts/login/")
+OPEN_PREFIXES = (
+    "/api/v1/",
+    "/api/schema/",
+    "/updates/",
+    "/healthz",
+    "/static/",
+    "/accounts/login/",
+)
 
 
 class RequestContextMiddleware:

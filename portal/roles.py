@@ -1,8 +1,8 @@
 """The four roles and the Django permissions each holds.
 
-Groups are created by a data migration (portal/migrations/0002_roles.py); each app's own data
-migration grants its models' permissions with ``grant`` so that a role's rights are declared
-next to the models they concern.
+``ROLE_PERMISSIONS`` is the one place that says what each role may do. Data migrations apply
+it (each app's migration the part about its own models, see ``grant``), and
+``sync_roles`` re-applies all of it, e.g. after a test flush or to repair a database.
 """
 
 from __future__ import annotations
@@ -15,6 +15,64 @@ REVIEWER = "reviewer"
 ADMIN = "admin"
 AUDITOR = "auditor"
 ROLES: tuple[str, ...] = (RESEARCHER, REVIEWER, ADMIN, AUDITOR)
+
+_READ_THREATS = [
+    "threats.view_family",
+    "threats.view_signature",
+    "threats.view_signaturerevision",
+    "threats.view_tag",
+]
+_WRITE_THREATS = [
+    "threats.add_family",
+    "threats.change_family",
+    "threats.add_signature",
+    "threats.change_signature",
+    "threats.delete_signature",
+    "threats.add_tag",
+    "threats.import_signature",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    RESEARCHER: [*_READ_THREATS, *_WRITE_THREATS],
+    REVIEWER: [
+        *_READ_THREATS,
+        *_WRITE_THREATS,
+        "threats.review_signature",
+        "threats.moderate_signature",
+    ],
+    AUDITOR: ["portal.view_auditentry", "portal.view_user", *_READ_THREATS],
+    ADMIN: [
+        *_READ_THREATS,
+        *_WRITE_THREATS,
+        "threats.review_signature",
+        "threats.moderate_signature",
+        "threats.change_signaturerevision",
+        "threats.delete_family",
+        "portal.view_auditentry",
+        "portal.add_user",
+        "portal.change_user",
+        "portal.view_user",
+        "portal.view_apitoken",
+        "portal.view_workerheartbeat",
+        "auth.view_group",
+        "auth.change_group",
+    ],
+}
+
+
+def permissions_for_app(app_label: str) -> dict[str, list[str]]:
+    """The part of ROLE_PERMISSIONS about one app's models (for that app's data migration)."""
+    return {
+        role: [p for p in perms if p.split(".", 1)[0] == app_label]
+        for role, perms in ROLE_PERMISSIONS.items()
+    }
+
+
+def sync_roles() -> None:
+    """Create the groups and grant every permission in ROLE_PERMISSIONS (idempotent)."""
+    from django.apps import apps
+
+    grant(apps, ROLE_PERMISSIONS)
 
 
 def grant(apps: Any, grants: Mapping[str, Sequence[str]]) -> None:

@@ -44,7 +44,8 @@ def _check_broker() -> str:
     from portal.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        # A fresh connection, not the app's pool: health must see the broker as it is now.
+        with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         return "ok"
     except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -119,3 +120,8 @@ def worker_heartbeat(*, hostname: str, queues: list[str]) -> None:
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"queues": queues, "last_seen": timezone.now()}
     )
+
+
+def heartbeats_prune(*, older_than: timedelta = timedelta(days=1)) -> int:
+    deleted, _ = WorkerHeartbeat.objects.filter(last_seen__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -11,6 +11,7 @@ from portal import apis, views
 
 api_v1 = [
     path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
+    path("auth/me/", apis.MeApi.as_view(), name="auth-me"),
 ]
 
 urlpatterns = [

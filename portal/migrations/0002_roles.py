@@ -1,27 +1,13 @@
 from django.db import migrations
 
-from portal.roles import grant
+from portal.roles import grant, permissions_for_app
 
 
 def create_roles(apps, schema_editor):
-    grant(
-        apps,
-        {
-            "researcher": [],
-            "reviewer": [],
-            "auditor": ["portal.view_auditentry", "portal.view_user"],
-            "admin": [
-                "portal.view_auditentry",
-                "portal.add_user",
-                "portal.change_user",
-                "portal.view_user",
-                "portal.view_apitoken",
-                "portal.view_workerheartbeat",
-                "auth.view_group",
-                "auth.change_group",
-            ],
-        },
-    )
+    grants = permissions_for_app("portal")
+    for role, perms in permissions_for_app("auth").items():
+        grants[role] = grants[role] + perms
+    grant(apps, grants)
 
 
 class Migration(migrations.Migration):

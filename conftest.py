@@ -1,0 +1,260 @@
+"""Fixtures shared by every app's tests: role users, API clients, a real Celery worker,
+and a real browser. Each app's tests/ folder mirrors its modules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import factory
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from portal.models import User
+from portal.roles import ROLES, sync_roles
+from portal.services import user_set_roles
+from portal.testing import CORPUS, PASSWORD, missing_prerequisite
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.invalid")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def roles(obj: User, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
+        obj.save()
+        if extracted:
+            user_set_roles(user=obj, roles=extracted, actor=None)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    # Transactional tests flush the tables, groups included; put the roles back.
+    sync_roles()
+
+    def make(*roles: str, **kwargs: Any) -> User:
+        return cast(User, UserFactory(roles=list(roles), **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def researcher(make_user: Callable[..., User]) -> User:
+    return make_user("researcher", username="rita")
+
+
+@pytest.fixture
+def researcher2(make_user: Callable[..., User]) -> User:
+    return make_user("researcher", username="rob")
+
+
+@pytest.fixture
+def reviewer(make_user: Callable[..., User]) -> User:
+    return make_user("reviewer", username="vera")
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., User]) -> User:
+    return make_user("admin", username="ada")
+
+
+@pytest.fixture
+def auditor(make_user: Callable[..., User]) -> User:
+    return make_user("auditor", username="otto")
+
+
+@pytest.fixture
+def role_users(make_user: Callable[..., User]) -> dict[str, User]:
+    return {role: make_user(role, username=f"the-{role}") for role in ROLES}
+
+
+@pytest.fixture
+def api() -> Callable[[User | None], APIClient]:
+    """An API client logged in as ``user`` (session auth), or anonymous."""
+
+    def client_for(user: User | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared corpus is missing at {CORPUS}", pytrace=False)
+    return CORPUS
+
+
+# --- a real Celery worker ----------------------------------------------------------------
+def _worker_env() -> dict[str, str]:
+    """The environment a worker process needs to share this test run's database and broker."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    if db["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        user = db.get("USER") or ""
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        auth = f"{user}{password}@" if user else ""
+        host = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}"
+        env["DATABASE_URL"] = f"postgres://{auth}{host}/{db['NAME']}"
+    env["PORTAL_VAR_DIR"] = str(settings.VAR_DIR)
+    env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
+    return env
+
+
+class Worker:
+    def __init__(self, queues: str) -> None:
+        self.queues = queues
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+
+    def start(self) -> Worker:
+        celery = str(Path(sys.executable).with_name("celery"))
+        self.proc = subprocess.Popen(
+            [
+                celery,
+                "-A",
+                "portal",
+                "worker",
+                "-Q",
+                self.queues,
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "-n",
+                f"test-{time.monotonic_ns()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=_worker_env(),
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def purge_broker() -> None:
+    from portal.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[Callable[..., Worker]]:
+    """Start real ``celery worker`` processes on this test's database; stopped afterwards."""
+    purge_broker()
+    started: list[Worker] = []
+
+    def start(queues: str = ",".join(settings.CELERY_TASK_QUEUES_NAMES)) -> Worker:
+        worker = Worker(queues).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+    purge_broker()
+
+
+# --- a real browser ------------------------------------------------------------------------
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing_prerequisite(f"Chromium ({CHROMIUM}; apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by
+    # fixtures in the same thread are still synchronous and safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def login(page: Any) -> Callable[[User], Any]:
+    def do_login(user: User) -> Any:
+        page.goto("/accounts/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        return page
+
+    return do_login
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests render templates without running collectstatic first.
+    # Each test run starts with no log-in failures or throttle counts remembered.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
