@@ -22,8 +22,8 @@ AREAS: tuple[NavItem, ...] = (
     NavItem("Samples", "scans:sample-list"),
     NavItem("Scans", "scans:scan-list"),
     NavItem("Retro-hunts", "scans:retrohunt-list"),
-    NavItem("Releases", "threats:release-list"),
-    NavItem("Devices", "portal:device-list"),
+    NavItem("Releases", "releases:release-list"),
+    NavItem("Devices", "releases:device-list"),
     NavItem("Audit", "audit", perm="portal.view_auditentry"),
 )
 

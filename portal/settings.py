@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "portal",
     "threats",
     "scans",
+    "releases",
 ]
 
 MIDDLEWARE = [

@@ -23,6 +23,12 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/v1/", include("threats.api_urls")),
+    path("api/v1/", include("scans.api_urls")),
+    path("api/v1/", include("releases.api_urls")),
+    path("", include("threats.urls")),
+    path("", include("scans.urls")),
+    path("", include("releases.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

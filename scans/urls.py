@@ -1,0 +1,6 @@
+"""Pages of the scans app (included at the site root)."""
+
+from django.urls import path  # noqa: F401 - the app's pages add their routes here
+
+app_name = "scans"
+urlpatterns: list = []
