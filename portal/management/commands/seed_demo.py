@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from portal.demo import accounts_file, seed_users
 
 # Each app's demo module, if it has one, exposes seed(users) and is run in this order.
-APP_DEMOS = ("threats.demo", "scans.demo")
+APP_DEMOS = ("threats.demo", "releases.demo", "scans.demo")
 
 
 class Command(BaseCommand):
