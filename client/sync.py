@@ -47,7 +47,7 @@ class SyncOptions:
 
 @dataclass(frozen=True)
 class TargetCustom:
-    """The signed custom data of a bundle or delta target (see threats.tuf_repo callers)."""
+    """The signed custom data of a bundle or delta target (see releases.tuf_repo callers)."""
 
     release: int
     base: int | None

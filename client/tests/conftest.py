@@ -17,7 +17,7 @@ import pytest
 
 from engine import codec
 from engine.features import RuleRecord
-from threats.tuf_repo import (
+from releases.tuf_repo import (
     RepoKeys,
     UpdateRepository,
     delta_target_name,

@@ -18,7 +18,7 @@ from client.sync import SyncOptions, sync
 from client.tests.conftest import FakePortal, Publisher, hash_record
 from engine import codec
 from engine.features import RuleRecord
-from threats.tuf_repo import UpdateRepository, full_target_name
+from releases.tuf_repo import UpdateRepository, full_target_name
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"

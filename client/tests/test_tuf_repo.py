@@ -1,4 +1,4 @@
-"""threats.tuf_repo: the repository devices trust, checked with tuf.ngclient itself."""
+"""releases.tuf_repo: the repository devices trust, checked with tuf.ngclient itself."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tuf.api.exceptions import UnsignedMetadataError
 from tuf.ngclient.updater import Updater
 
 from client.tests.conftest import FakePortal
-from threats.tuf_repo import KEY_ENV, RepoKeys, RepositoryError, UpdateRepository
+from releases.tuf_repo import KEY_ENV, RepoKeys, RepositoryError, UpdateRepository
 
 
 def updater(tmp_path: Path, portal: FakePortal, root: bytes, name: str = "client") -> Updater:
@@ -179,7 +179,7 @@ def test_repository_and_client_import_without_django() -> None:
     import sys
 
     code = (
-        "import sys, threats.tuf_repo, client.sync, client.scan, engine.codec; "
+        "import sys, releases.tuf_repo, client.sync, client.scan, engine.codec; "
         "sys.exit('django' in sys.modules)"
     )
     repo_root = Path(__file__).resolve().parents[2]
