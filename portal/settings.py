@@ -235,7 +235,37 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "prune-heartbeats": {"task": "portal.prune_heartbeats", "schedule": 3600.0},
+    # timestamp.json expires after RELEASE_TIMESTAMP_EXPIRY_HOURS; re-sign it well before.
+    "refresh-update-timestamp": {
+        "task": "releases.refresh_timestamp",
+        "schedule": 3600.0,
+        "options": {"queue": "publish"},
+    },
+    # one row per release per day: the devices page draws adoption over time from these
+    "snapshot-release-adoption": {
+        "task": "releases.snapshot_adoption",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
 }
+# --- releases, the update feed and devices (docs/releases.md) ------------------------------
+# The TUF repository served under /updates/ (copy it to any static server or CDN).
+RELEASE_REPO_DIR = Path(env.str("RELEASE_REPO_DIR", default=str(VAR_DIR / "updates")))
+# Online TUF keys come from TUF_TARGETS_KEY / TUF_SNAPSHOT_KEY / TUF_TIMESTAMP_KEY (PEM text or
+# a path) first, then <TUF_KEYS_DIR>/<role>.pem; `tuf_keys init` writes development keys here.
+TUF_KEYS_DIR = Path(env.str("TUF_KEYS_DIR", default=str(VAR_DIR / "tuf-keys")))
+RELEASE_DELTA_RETENTION = env.int("RELEASE_DELTA_RETENTION", default=30)
+RELEASE_INITIAL_ROLLOUT_PERCENT = env.int("RELEASE_INITIAL_ROLLOUT_PERCENT", default=100)
+RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", default=24)
+DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_secret(
+    "device_enrollment_key"
+)
+# What the update API tells a device to wait before asking again, and the per-device and
+# per-IP limits beyond which it answers 429 with Retry-After.
+DEVICE_MIN_WAIT_SECONDS = env.int("DEVICE_MIN_WAIT_SECONDS", default=3600)
+DEVICE_UPDATE_RATE = env.str("DEVICE_UPDATE_RATE", default="60/hour")
+DEVICE_REGISTER_RATE = env.str("DEVICE_REGISTER_RATE", default="30/min")
+
 # A worker writes a heartbeat row this often; /healthz calls it down after WORKER_STALE_AFTER.
 WORKER_HEARTBEAT_SECONDS = 10
 WORKER_STALE_AFTER = timedelta(seconds=env.int("WORKER_STALE_AFTER_SECONDS", default=45))
