@@ -1,6 +1,10 @@
 """Pages of the threats app (included at the site root)."""
 
-from django.urls import path  # noqa: F401 - the app's pages add their routes here
+from django.urls import path
+
+from threats import views
 
 app_name = "threats"
-urlpatterns: list = []
+urlpatterns = [
+    path("signatures/<int:pk>/", views.signature_detail_view, name="signature-detail"),
+]

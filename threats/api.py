@@ -1,0 +1,164 @@
+"""The threats app's front door for other apps (OEP-49 style).
+
+Other apps (releases, scans) call these functions and get frozen dataclasses or the engine's
+``RuleRecord`` back, never querysets or model instances, so the models here can change
+without breaking them.
+
+- ``deployed_records()``: what a new release ships (deployed and noisy signatures' deployed
+  revisions; noisy ones have ``noisy=True``).
+- ``records_for_revisions(ids)``: any revisions, drafts included (retro-hunts).
+- ``signature_refs(ids)``: names, kinds, statuses and page links for listing matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F
+from django.urls import reverse
+
+from engine.features import RuleRecord
+from threats.models import Signature, SignatureRevision, Status, signature_name
+
+_RECORD_FIELDS = (
+    "id",
+    "number",
+    "body",
+    "min_engine",
+    "signature_id",
+    "signature__kind",
+    "signature__severity",
+    "signature__status",
+    "signature__family__name",
+    "signature__family__category",
+)
+# SQLite allows at most 999 (older) / 32766 variables per statement; stay well under.
+_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRef:
+    """Enough about a signature to name it and link to its page."""
+
+    id: int
+    name: str
+    kind: str
+    severity: str
+    status: str
+    url: str
+
+
+def signature_url(signature_id: int) -> str:
+    return reverse("threats:signature-detail", args=[signature_id])
+
+
+def _record(row: dict[str, Any], *, noisy: bool) -> RuleRecord:
+    return RuleRecord(
+        id=row["signature_id"],
+        revision=row["number"],
+        name=signature_name(
+            category=row["signature__family__category"],
+            family=row["signature__family__name"],
+            signature_id=row["signature_id"],
+            revision=row["number"],
+        ),
+        kind=row["signature__kind"],
+        body=row["body"],
+        severity=row["signature__severity"],
+        noisy=noisy,
+        min_engine=row["min_engine"],
+    )
+
+
+def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start : start + _CHUNK]
+
+
+def deployed_records(revision_ids: Iterable[int] | None = None) -> list[RuleRecord]:
+    """The records a release ships: each deployed or noisy signature's deployed revision.
+
+    With ``revision_ids``, only those of the shipping revisions (a release pinning a subset).
+    Noisy signatures come back with ``noisy=True`` (reported, never scoring). Sorted by
+    signature id.
+    """
+    shipping = SignatureRevision.objects.filter(
+        signature__status__in=(Status.DEPLOYED, Status.NOISY),
+        signature__deployed_revision=F("id"),
+    )
+    rows: list[dict[str, Any]] = []
+    if revision_ids is None:
+        rows = list(shipping.values(*_RECORD_FIELDS))
+    else:
+        for chunk in _chunks(revision_ids):
+            rows.extend(shipping.filter(id__in=chunk).values(*_RECORD_FIELDS))
+    rows.sort(key=lambda r: r["signature_id"])
+    return [_record(r, noisy=r["signature__status"] == Status.NOISY) for r in rows]
+
+
+def records_for_revisions(ids: Iterable[int]) -> list[RuleRecord]:
+    """Records for any revisions (drafts and in-review ones too), for retro-hunts.
+
+    Unknown ids are left out. ``noisy`` is True when the signature is noisy now. Sorted by
+    signature id, then revision number.
+    """
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(ids):
+        rows.extend(SignatureRevision.objects.filter(id__in=chunk).values(*_RECORD_FIELDS))
+    rows.sort(key=lambda r: (r["signature_id"], r["number"]))
+    return [_record(r, noisy=r["signature__status"] == Status.NOISY) for r in rows]
+
+
+def current_revision_ids(signature_ids: Iterable[int]) -> dict[int, int]:
+    """{signature id: id of its newest revision} (what a retro-hunt of a draft runs)."""
+    out: dict[int, int] = {}
+    for chunk in _chunks(signature_ids):
+        for sig_id, rev_id in Signature.objects.filter(
+            id__in=chunk, current_revision__isnull=False
+        ).values_list("id", "current_revision_id"):
+            assert rev_id is not None
+            out[sig_id] = rev_id
+    return out
+
+
+def signature_refs(ids: Iterable[int]) -> dict[int, SignatureRef]:
+    """{signature id: SignatureRef} for the ids that exist (unknown ids are left out)."""
+    out: dict[int, SignatureRef] = {}
+    for chunk in _chunks(ids):
+        rows = Signature.objects.filter(id__in=chunk).values_list(
+            "id",
+            "kind",
+            "severity",
+            "status",
+            "family__name",
+            "family__category",
+            "current_revision__number",
+        )
+        for sig_id, kind, severity, status, family, category, number in rows:
+            out[sig_id] = SignatureRef(
+                id=sig_id,
+                name=signature_name(
+                    category=category,
+                    family=family,
+                    signature_id=sig_id,
+                    revision=number or 1,
+                ),
+                kind=kind,
+                severity=severity,
+                status=status,
+                url=signature_url(sig_id),
+            )
+    return out
+
+
+__all__ = [
+    "SignatureRef",
+    "current_revision_ids",
+    "deployed_records",
+    "records_for_revisions",
+    "signature_refs",
+    "signature_url",
+]
