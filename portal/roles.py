@@ -32,15 +32,21 @@ _WRITE_THREATS = [
     "threats.import_signature",
 ]
 
+# Researchers and reviewers upload apps and scan them; auditors read; admins also delete.
+_READ_SCANS = ["scans.view_sample", "scans.view_scanjob"]
+_WRITE_SCANS = ["scans.add_sample", "scans.change_sample", "scans.add_scanjob"]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    RESEARCHER: [*_READ_THREATS, *_WRITE_THREATS],
+    RESEARCHER: [*_READ_THREATS, *_WRITE_THREATS, *_READ_SCANS, *_WRITE_SCANS],
     REVIEWER: [
         *_READ_THREATS,
         *_WRITE_THREATS,
         "threats.review_signature",
         "threats.moderate_signature",
+        *_READ_SCANS,
+        *_WRITE_SCANS,
     ],
-    AUDITOR: ["portal.view_auditentry", "portal.view_user", *_READ_THREATS],
+    AUDITOR: ["portal.view_auditentry", "portal.view_user", *_READ_THREATS, *_READ_SCANS],
     ADMIN: [
         *_READ_THREATS,
         *_WRITE_THREATS,
@@ -56,6 +62,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "portal.view_workerheartbeat",
         "auth.view_group",
         "auth.change_group",
+        *_READ_SCANS,
+        *_WRITE_SCANS,
+        "scans.delete_sample",
+        "scans.change_scanjob",
+        "scans.delete_scanjob",
     ],
 }
 
