@@ -1,0 +1,124 @@
+"""The releases app's front door for other apps (OEP-49 style): frozen dataclasses only.
+
+- ``current_ruleset()``: the ruleset a server-side scan should use — the records of the
+  newest published, non-halted release (what devices are being offered), keyed so a caller
+  can cache its compiled form: ``"release-<n>"``, or ``"empty"`` before the first release.
+- ``release_records(number)``: the records a release pins, sorted by signature id.
+
+Records come from the release's own full bundle file (exactly what devices install); a
+release whose files are not built yet falls back to the pinned revisions in the database.
+Decoded releases are kept in memory (a few, newest first), so calling this for every scan
+costs one small query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from django.conf import settings
+
+from engine.codec import CodecError, apply_full
+from engine.features import RuleRecord
+from releases import pins as pin_codec
+from releases.models import FileKind, Release, ReleaseFile, ReleaseState
+
+# records of at most this many releases stay decoded in memory per process
+_CACHE_SIZE = 3
+_cache: OrderedDict[tuple[int, str], tuple[RuleRecord, ...]] = OrderedDict()
+_cache_lock = threading.Lock()
+# decode every record whatever its min_engine: the server runs the newest engine
+_ANY_ENGINE = 1 << 30
+
+
+@dataclass(frozen=True)
+class RulesetSnapshot:
+    release: int | None
+    key: str
+    records: tuple[RuleRecord, ...]
+
+
+class ReleaseNotFound(LookupError):
+    pass
+
+
+def current_release_number() -> int | None:
+    """The newest published release that is not halted, or None."""
+    return (
+        Release.objects.filter(state=ReleaseState.PUBLISHED, halted=False)
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+
+
+def current_ruleset() -> RulesetSnapshot:
+    number = current_release_number()
+    if number is None:
+        return RulesetSnapshot(release=None, key="empty", records=())
+    return RulesetSnapshot(release=number, key=f"release-{number}", records=release_records(number))
+
+
+def release_records(number: int) -> tuple[RuleRecord, ...]:
+    row = Release.objects.filter(number=number).values_list("state_sha256", "state").first()
+    if row is None:
+        raise ReleaseNotFound(f"there is no release {number}")
+    sha, state = row
+    cache_key = (number, sha)
+    with _cache_lock:
+        if sha and cache_key in _cache:
+            _cache.move_to_end(cache_key)
+            return _cache[cache_key]
+    records: tuple[RuleRecord, ...] | None = None
+    if state == ReleaseState.PUBLISHED:
+        records = _records_from_bundle(number, sha)
+    if records is None:
+        records = _records_from_pins(number)
+    if sha:
+        with _cache_lock:
+            _cache[cache_key] = records
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return records
+
+
+def _records_from_bundle(number: int, sha: str) -> tuple[RuleRecord, ...] | None:
+    full = ReleaseFile.objects.filter(release__number=number, kind=FileKind.FULL).first()
+    if full is None:
+        return None
+    path = Path(settings.RELEASE_REPO_DIR) / "targets" / f"{full.sha256}.{full.target}"
+    try:
+        state = apply_full(path.read_bytes(), _ANY_ENGINE)
+    except (OSError, CodecError):
+        return None
+    if state.sha256 != sha:
+        return None
+    return state.all_records
+
+
+def _records_from_pins(number: int) -> tuple[RuleRecord, ...]:
+    from threats.api import records_for_revisions
+
+    blob = Release.objects.filter(number=number).values_list("pins", flat=True).get()
+    pinned = pin_codec.unpack(bytes(blob))
+    noisy = {rev_id: flag for _, rev_id, flag in pinned}
+    records = records_for_revisions(noisy)
+    return tuple(replace(r, noisy=noisy[rid]) for r, rid in _with_revision_ids(records, pinned))
+
+
+def _with_revision_ids(
+    records: list[RuleRecord], pinned: list[pin_codec.Pin]
+) -> list[tuple[RuleRecord, int]]:
+    by_signature = {sig_id: rev_id for sig_id, rev_id, _ in pinned}
+    return [(r, by_signature[r.id]) for r in records if r.id in by_signature]
+
+
+__all__ = [
+    "ReleaseNotFound",
+    "RulesetSnapshot",
+    "current_release_number",
+    "current_ruleset",
+    "release_records",
+]

@@ -1,0 +1,145 @@
+"""Releases, their update files, devices and adoption.
+
+A ``Release`` is an immutable, numbered snapshot of the shipping signature revisions. The
+snapshot is *not* a million rows: ``pins`` holds the sorted (signature id, revision id, noisy)
+triples as one zstd-compressed blob (``releases.pins``), a few bytes per signature, from
+which diffs between any two releases are computed. The records themselves are in the full
+bundle file the release build writes (``ReleaseFile``), which is also what
+``releases.api.release_records`` reads.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class ReleaseState(models.TextChoices):
+    BUILDING = "building", "Building"
+    PUBLISHED = "published", "Published"
+    FAILED = "failed", "Failed"
+
+
+class Release(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    state = models.CharField(
+        max_length=16, choices=ReleaseState.choices, default=ReleaseState.BUILDING, db_index=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="releases"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True, help_text="Why this release: shown to reviewers")
+    # the packed (signature id, revision id, noisy) triples, see releases.pins
+    pins = models.BinaryField()
+    state_sha256 = models.CharField(max_length=64, blank=True)
+    signature_count = models.PositiveIntegerField(default=0)
+    noisy_count = models.PositiveIntegerField(default=0)
+    added_count = models.PositiveIntegerField(default=0)
+    removed_count = models.PositiveIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(default=0)
+    rollout_percent = models.PositiveSmallIntegerField(
+        default=100, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    halted = models.BooleanField(default=False)
+    halted_at = models.DateTimeField(null=True, blank=True)
+    build_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rollout_percent__gte=1) & Q(rollout_percent__lte=100),
+                name="release_rollout_percent_range",
+            ),
+        ]
+        permissions = [
+            ("publish_release", "Can publish a release"),
+            ("rollout_release", "Can change a release's rollout or halt it"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Release {self.number}"
+
+
+class FileKind(models.TextChoices):
+    FULL = "full", "Full bundle"
+    DELTA = "delta", "Delta"
+
+
+class ReleaseFile(models.Model):
+    """A TUF target a release build wrote: the full bundle or a delta from ``base``."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=8, choices=FileKind.choices)
+    base = models.PositiveIntegerField(null=True, blank=True)  # the delta's base release
+    target = models.CharField(max_length=200)  # the TUF target path, e.g. delta-4-5.bin
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    # False once a later release de-listed it from targets.json (delta retention)
+    listed = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["release_id", "kind", "-base"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "kind", "base"], name="release_file_once"),
+            models.UniqueConstraint(
+                fields=["release"], condition=Q(kind="full"), name="release_one_full"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.target
+
+
+class Channel(models.TextChoices):
+    STABLE = "stable", "Stable"
+    BETA = "beta", "Beta"
+
+
+class Device(models.Model):
+    """An enrolled phone. Only the SHA-256 of its token is stored."""
+
+    device_id = models.CharField(max_length=36, unique=True)  # a UUID4, public
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=8)
+    # sha256(device_id) mod 100: a device gets a release when bucket < rollout percent
+    rollout_bucket = models.PositiveSmallIntegerField()
+    channel = models.CharField(
+        max_length=8, choices=Channel.choices, default=Channel.STABLE, db_index=True
+    )
+    model = models.CharField(max_length=100, blank=True)
+    os_version = models.CharField(max_length=100, blank=True)
+    app_version = models.CharField(max_length=50, blank=True, db_index=True)
+    engine_version = models.PositiveIntegerField(default=1)
+    installed_release = models.PositiveIntegerField(default=0, db_index=True)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+
+    def __str__(self) -> str:
+        return self.device_id
+
+
+class AdoptionSnapshot(models.Model):
+    """How many devices had each release installed on a day (written by a beat task)."""
+
+    day = models.DateField()
+    release_number = models.PositiveIntegerField()  # 0: nothing installed yet
+    devices = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-day", "-release_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "release_number"], name="adoption_once_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} r{self.release_number}: {self.devices}"
