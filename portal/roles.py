@@ -36,8 +36,12 @@ _WRITE_THREATS = [
 _READ_SCANS = ["scans.view_sample", "scans.view_scanjob"]
 _WRITE_SCANS = ["scans.add_sample", "scans.change_sample", "scans.add_scanjob"]
 
+# Everyone with a role sees releases and devices; reviewers publish and steer rollout.
+_READ_RELEASES = ["releases.view_release", "releases.view_device"]
+_STEER_RELEASES = ["releases.publish_release", "releases.rollout_release"]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    RESEARCHER: [*_READ_THREATS, *_WRITE_THREATS, *_READ_SCANS, *_WRITE_SCANS],
+    RESEARCHER: [*_READ_THREATS, *_WRITE_THREATS, *_READ_SCANS, *_WRITE_SCANS, *_READ_RELEASES],
     REVIEWER: [
         *_READ_THREATS,
         *_WRITE_THREATS,
@@ -45,8 +49,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "threats.moderate_signature",
         *_READ_SCANS,
         *_WRITE_SCANS,
+        *_READ_RELEASES,
+        *_STEER_RELEASES,
     ],
-    AUDITOR: ["portal.view_auditentry", "portal.view_user", *_READ_THREATS, *_READ_SCANS],
+    AUDITOR: [
+        "portal.view_auditentry",
+        "portal.view_user",
+        *_READ_THREATS,
+        *_READ_SCANS,
+        *_READ_RELEASES,
+    ],
     ADMIN: [
         *_READ_THREATS,
         *_WRITE_THREATS,
@@ -67,6 +79,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "scans.delete_sample",
         "scans.change_scanjob",
         "scans.delete_scanjob",
+        *_READ_RELEASES,
+        *_STEER_RELEASES,
+        "releases.change_device",
+        "releases.delete_device",
     ],
 }
 
