@@ -90,3 +90,13 @@ def test_admin_cannot_change_audit_rows_in_django_admin(client: Client, admin_us
     response = client.post(f"/admin/portal/auditentry/{entry.pk}/change/", {"reason": "x"})
     assert response.status_code == 403
     assert AuditEntry.objects.get(pk=entry.pk).reason == ""
+
+
+def test_audit_page_shows_changes_as_people_read_them(
+    client: Client, auditor: User, admin_user: User, make_user
+) -> None:
+    target = make_user("researcher", username="newcomer")
+    user_set_roles(user=target, roles=["researcher", "reviewer"], actor=admin_user)
+    client.force_login(auditor)
+    html = client.get("/audit/", {"actor": admin_user.username}).content.decode()
+    assert "<del>researcher</del> → <ins>researcher, reviewer</ins>" in html
