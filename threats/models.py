@@ -72,7 +72,7 @@ class Family(models.Model):
     aliases = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -112,7 +112,7 @@ class Signature(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures"
     )
     # Same kind + same normalised body = same signature; the key comes from the kind.
-    dedup_key = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=128)
     # The newest revision (what the editor shows) and the one releases ship (if any).
     current_revision = models.ForeignKey(
         "SignatureRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
