@@ -1,5 +1,18 @@
 """REST API of the releases app (included under /api/v1/)."""
 
-from django.urls import path  # noqa: F401 - the app's API adds its routes here
+from django.urls import path
 
-urlpatterns: list = []
+from releases import apis
+
+urlpatterns = [
+    path("devices/register/", apis.DeviceRegisterApi.as_view(), name="device-register"),
+    path("devices/update/", apis.DeviceUpdateApi.as_view(), name="device-update"),
+    path("releases/", apis.ReleaseListApi.as_view(), name="release-list-api"),
+    path("releases/<int:number>/", apis.ReleaseDetailApi.as_view(), name="release-detail-api"),
+    path(
+        "releases/<int:number>/rollout/",
+        apis.ReleaseRolloutApi.as_view(),
+        name="release-rollout-api",
+    ),
+    path("releases/<int:number>/halt/", apis.ReleaseHaltApi.as_view(), name="release-halt-api"),
+]

@@ -1,6 +1,10 @@
-"""Pages of the releases app (included at the site root)."""
+"""Pages of the releases app and the update files (included at the site root)."""
 
-from django.urls import path  # noqa: F401 - the app's pages add their routes here
+from django.urls import path
+
+from releases import files
 
 app_name = "releases"
-urlpatterns: list = []
+urlpatterns = [
+    path("updates/<str:area>/<str:name>", files.update_file, name="update-file"),
+]

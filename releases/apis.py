@@ -1,0 +1,310 @@
+"""REST API of the releases app: releases for people, and the device API for phones.
+
+Device endpoints authenticate with ``DeviceTokenAuthentication`` only; every other endpoint
+keeps the site's defaults (people's tokens and sessions), which never accept a device token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.exceptions import ApplicationError, NotFoundError
+from portal.permissions import require_perms
+from releases.authentication import DevicePrincipal, DeviceTokenAuthentication, IsDevice
+from releases.models import Channel, Release
+from releases.selectors import release_adoption, release_diff, update_offer
+from releases.services import (
+    device_register,
+    device_seen,
+    release_halt,
+    release_publish,
+    release_rollout,
+)
+from releases.throttles import DeviceRegisterThrottle, DeviceUpdateThrottle
+
+# --- devices ------------------------------------------------------------------------------
+
+
+class DeviceRegisterApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [DeviceRegisterThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        enrollment_key = serializers.CharField(max_length=200)
+        model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        os_version = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        app_version = serializers.CharField(max_length=50, required=False, allow_blank=True)
+        engine_version = serializers.IntegerField(min_value=1, required=False, default=1)
+        channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.STABLE)
+
+    class OutputSerializer(serializers.Serializer):
+        device_id = serializers.CharField()
+        token = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        auth=[],
+        summary="Enrol a device (enrollment key); the token is shown once",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        enrolment = device_register(**data.validated_data)
+        body = {"device_id": enrolment.device.device_id, "token": enrolment.token}
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class DeviceUpdateApi(APIView):
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+    throttle_classes = [DeviceUpdateThrottle]
+
+    class OutputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(required=False)
+        target = serializers.CharField(required=False)
+        up_to_date = serializers.BooleanField(required=False)
+        min_wait_seconds = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("installed", int, description="the release installed (0: none)")
+        ],
+        responses={200: OutputSerializer},
+        summary="Which release this device should have, and the TUF target to fetch",
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("installed", "0")
+        if not raw.isdigit() or len(raw) > 12:
+            raise ApplicationError("installed must be a release number (0 for none).")
+        installed = int(raw)
+        principal = request.user
+        assert isinstance(principal, DevicePrincipal)
+        device_seen(device=principal.device, installed=installed)
+        wait = settings.DEVICE_MIN_WAIT_SECONDS
+        offer = update_offer(device=principal.device, installed=installed)
+        if offer is None:
+            return Response({"up_to_date": True, "min_wait_seconds": wait})
+        return Response(
+            {"version": offer.version, "target": offer.target, "min_wait_seconds": wait}
+        )
+
+
+# --- releases, for people -----------------------------------------------------------------
+
+_CAN_VIEW = require_perms("releases.view_release")
+_CAN_PUBLISH = require_perms("releases.publish_release")
+_CAN_STEER = require_perms("releases.rollout_release")
+
+
+class ReleaseOutputSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username")
+
+    class Meta:
+        model = Release
+        fields = [
+            "number",
+            "state",
+            "created_by",
+            "created_at",
+            "published_at",
+            "notes",
+            "signature_count",
+            "noisy_count",
+            "added_count",
+            "removed_count",
+            "changed_count",
+            "rollout_percent",
+            "halted",
+            "halted_at",
+            "state_sha256",
+            "build_seconds",
+            "error",
+        ]
+
+
+_DIFF_ENTRY = inline_serializer(
+    "ReleaseDiffEntry",
+    {
+        "signature_id": serializers.IntegerField(),
+        "revision": serializers.IntegerField(),
+        "noisy": serializers.BooleanField(),
+        "name": serializers.CharField(),
+        "kind": serializers.CharField(),
+        "url": serializers.CharField(),
+        "approved_by": serializers.CharField(allow_null=True),
+        "approved_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+_FILE = inline_serializer(
+    "ReleaseFileEntry",
+    {
+        "target": serializers.CharField(),
+        "kind": serializers.CharField(),
+        "base": serializers.IntegerField(allow_null=True),
+        "size": serializers.IntegerField(),
+        "sha256": serializers.CharField(),
+        "listed": serializers.BooleanField(),
+    },
+).__class__
+_CHANGE = inline_serializer("ReleaseDiffChange", {"before": _DIFF_ENTRY, "after": _DIFF_ENTRY})
+_DIFF = inline_serializer(
+    "ReleaseDiff",
+    {
+        "base": serializers.IntegerField(allow_null=True),
+        "added": _DIFF_ENTRY.__class__(many=True),
+        "removed": _DIFF_ENTRY.__class__(many=True),
+        "changed": _CHANGE.__class__(many=True),
+    },
+)
+_ADOPTION = inline_serializer(
+    "ReleaseAdoption",
+    {
+        "devices": serializers.IntegerField(),
+        "on_this_release": serializers.IntegerField(),
+        "on_this_or_newer": serializers.IntegerField(),
+    },
+)
+
+
+class ReleaseDetailSerializer(ReleaseOutputSerializer):
+    files = serializers.SerializerMethodField()
+    diff = serializers.SerializerMethodField()
+    adoption = serializers.SerializerMethodField()
+
+    class Meta(ReleaseOutputSerializer.Meta):
+        fields = [*ReleaseOutputSerializer.Meta.fields, "files", "diff", "adoption"]
+
+    @extend_schema_field(_FILE(many=True))
+    def get_files(self, obj: Release) -> list[dict[str, Any]]:
+        return [
+            {
+                "target": f.target,
+                "kind": f.kind,
+                "base": f.base,
+                "size": f.size,
+                "sha256": f.sha256,
+                "listed": f.listed,
+            }
+            for f in obj.files.all()
+        ]
+
+    @extend_schema_field(_DIFF)
+    def get_diff(self, obj: Release) -> dict[str, Any]:
+        return release_diff(obj)
+
+    @extend_schema_field(_ADOPTION)
+    def get_adoption(self, obj: Release) -> dict[str, int]:
+        return release_adoption(obj.number)
+
+
+def _release(number: int) -> Release:
+    release = Release.objects.select_related("created_by").filter(number=number).first()
+    if release is None:
+        raise NotFoundError(f"There is no release {number}.")
+    return release
+
+
+class ReleaseListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        notes = serializers.CharField(required=False, allow_blank=True, default="")
+        rollout_percent = serializers.IntegerField(min_value=1, max_value=100, required=False)
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [_CAN_PUBLISH() if self.request.method == "POST" else _CAN_VIEW()]
+
+    @extend_schema(
+        responses={200: ReleaseOutputSerializer(many=True)}, summary="Releases, newest first"
+    )
+    def get(self, request: Request) -> Response:
+        releases: QuerySet[Release] = Release.objects.select_related("created_by").order_by(
+            "-number"
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(releases, request, view=self)
+        return paginator.get_paginated_response(ReleaseOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: ReleaseOutputSerializer},
+        summary="Publish a release (reviewers): snapshot now, files built on queue publish",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assert request.user.is_authenticated
+        release = release_publish(by=request.user, **data.validated_data)
+        return Response(ReleaseOutputSerializer(release).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ReleaseDetailApi(APIView):
+    permission_classes = [_CAN_VIEW]
+
+    @extend_schema(
+        responses={200: ReleaseDetailSerializer},
+        summary="A release, its files, the diff from the previous release, adoption",
+    )
+    def get(self, request: Request, number: int) -> Response:
+        return Response(ReleaseDetailSerializer(_release(number)).data)
+
+
+class ReleaseRolloutApi(APIView):
+    permission_classes = [_CAN_STEER]
+
+    class InputSerializer(serializers.Serializer):
+        percent = serializers.IntegerField(min_value=1, max_value=100)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ReleaseOutputSerializer},
+        summary="Set the share of stable devices offered this release",
+    )
+    def post(self, request: Request, number: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = release_rollout(
+            number=number,
+            percent=data.validated_data["percent"],
+            by=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ReleaseOutputSerializer(release).data)
+
+
+class ReleaseHaltApi(APIView):
+    permission_classes = [_CAN_STEER]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ReleaseOutputSerializer},
+        summary="Stop offering this release to any device",
+    )
+    def post(self, request: Request, number: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = release_halt(
+            number=number,
+            by=request.user,  # type: ignore[arg-type]
+            reason=data.validated_data["reason"],
+        )
+        return Response(ReleaseOutputSerializer(release).data)

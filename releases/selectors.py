@@ -1,0 +1,179 @@
+"""Read paths of the releases app: what a device should install, diffs, adoption."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q
+
+from releases import pins as pin_codec
+from releases.models import (
+    AdoptionSnapshot,
+    Channel,
+    Device,
+    FileKind,
+    Release,
+    ReleaseFile,
+    ReleaseState,
+)
+
+# a device is offered one of the newest releases; older ones are never worth looking at
+_OFFER_WINDOW = 50
+
+
+@dataclass(frozen=True)
+class Offer:
+    version: int
+    target: str
+
+
+def release_eligible(release: Release, device: Device) -> bool:
+    """Beta devices get a release at once; stable ones when their bucket is in the rollout."""
+    return device.channel == Channel.BETA or device.rollout_bucket < release.rollout_percent
+
+
+def update_offer(*, device: Device, installed: int) -> Offer | None:
+    """The newest published, non-halted release above ``installed`` this device may have,
+    and the file to fetch: the delta from ``installed`` when listed, else the full bundle."""
+    candidates = Release.objects.filter(
+        state=ReleaseState.PUBLISHED, halted=False, number__gt=installed
+    ).order_by("-number")[:_OFFER_WINDOW]
+    for release in candidates:
+        if not release_eligible(release, device):
+            continue
+        files = {
+            (f.kind, f.base): f.target
+            for f in ReleaseFile.objects.filter(release=release, listed=True).filter(
+                Q(kind=FileKind.FULL) | Q(kind=FileKind.DELTA, base=installed)
+            )
+        }
+        target = files.get((FileKind.DELTA, installed)) or files.get((FileKind.FULL, None))
+        if target is not None:
+            return Offer(version=release.number, target=target)
+    return None
+
+
+# --- diffs ----------------------------------------------------------------------------------
+
+
+def previous_published(release: Release) -> Release | None:
+    return (
+        Release.objects.filter(number__lt=release.number, state=ReleaseState.PUBLISHED)
+        .order_by("-number")
+        .first()
+    )
+
+
+def release_diff(release: Release) -> dict[str, Any]:
+    """Added, removed and changed signatures since the previous published release, each
+    with its name, kind, revision and who approved that revision."""
+    previous = previous_published(release)
+    before = pin_codec.unpack(bytes(previous.pins)) if previous is not None else []
+    change = pin_codec.diff(before, pin_codec.unpack(bytes(release.pins)))
+    wanted: list[tuple[int, int]] = [(p[0], p[1]) for p in change.added + change.removed]
+    for old, new in change.changed:
+        wanted += [(old[0], old[1]), (new[0], new[1])]
+    info = _revision_info(wanted)
+
+    def entry(pin: pin_codec.Pin) -> dict[str, Any]:
+        sid, number, noisy = pin
+        return {
+            "signature_id": sid,
+            "revision": number,
+            "noisy": noisy,
+            **info.get((sid, number), {}),
+        }
+
+    return {
+        "base": previous.number if previous is not None else None,
+        "added": [entry(p) for p in change.added],
+        "removed": [entry(p) for p in change.removed],
+        "changed": [{"before": entry(old), "after": entry(new)} for old, new in change.changed],
+    }
+
+
+def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Name, kind and approver of each (signature id, revision number)."""
+    from threats.api import signature_refs
+    from threats.models import SignatureRevision, signature_name
+
+    if not pairs:
+        return {}
+    refs = signature_refs({sid for sid, _ in pairs})
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    sig_ids = sorted({sid for sid, _ in pairs})
+    wanted = set(pairs)
+    for start in range(0, len(sig_ids), 900):
+        rows = SignatureRevision.objects.filter(
+            signature_id__in=sig_ids[start : start + 900]
+        ).values(
+            "signature_id",
+            "number",
+            "reviewed_by__username",
+            "reviewed_at",
+            "signature__family__category",
+            "signature__family__name",
+        )
+        for row in rows:
+            key = (row["signature_id"], row["number"])
+            if key not in wanted:
+                continue
+            ref = refs.get(row["signature_id"])
+            out[key] = {
+                "name": signature_name(
+                    category=row["signature__family__category"],
+                    family=row["signature__family__name"],
+                    signature_id=row["signature_id"],
+                    revision=row["number"],
+                ),
+                "kind": ref.kind if ref else "",
+                "url": ref.url if ref else "",
+                "approved_by": row["reviewed_by__username"],
+                "approved_at": row["reviewed_at"],
+            }
+    return out
+
+
+# --- devices and adoption -------------------------------------------------------------------
+
+
+def device_counts() -> dict[str, Any]:
+    active = Device.objects.filter(revoked_at__isnull=True)
+
+    def by(field: str) -> list[tuple[Any, int]]:
+        rows = active.values(field).annotate(n=Count("id")).order_by(field)
+        return [(row[field], row["n"]) for row in rows]
+
+    return {
+        "total": active.count(),
+        "by_channel": by("channel"),
+        "by_app_version": by("app_version"),
+        "by_installed_release": by("installed_release"),
+    }
+
+
+def release_adoption(number: int) -> dict[str, int]:
+    """Devices with exactly this release installed, and with it or a newer one."""
+    active = Device.objects.filter(revoked_at__isnull=True)
+    return {
+        "devices": active.count(),
+        "on_this_release": active.filter(installed_release=number).count(),
+        "on_this_or_newer": active.filter(installed_release__gte=number).count(),
+    }
+
+
+def adoption_history(
+    days: int = 30,
+) -> tuple[list[datetime.date], list[int], dict[int, dict[datetime.date, int]]]:
+    """(days, release numbers, {release: {day: devices}}) from the daily snapshots."""
+    since = datetime.date.today() - datetime.timedelta(days=days)
+    rows = AdoptionSnapshot.objects.filter(day__gte=since).order_by("day", "release_number")
+    table: dict[int, dict[datetime.date, int]] = defaultdict(dict)
+    seen_days: Counter[datetime.date] = Counter()
+    for row in rows:
+        table[row.release_number][row.day] = row.devices
+        seen_days[row.day] += 1
+    return sorted(seen_days), sorted(table, reverse=True), dict(table)

@@ -1,0 +1,448 @@
+"""Write paths of the releases app: publish, build, roll out, halt; devices; adoption.
+
+Publishing is two steps. ``release_publish`` takes the snapshot in one short transaction
+(numbers only go up; concurrent publishes queue on a lock) and enqueues the build on queue
+``publish``. ``release_build`` encodes the full bundle and the deltas and hands them to the
+TUF repository, which writes timestamp.json last: until then devices see the previous
+release, and a failure marks the release failed and leaves everything else as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from engine.codec import State, build_delta, state_file_bytes
+from engine.features import RuleRecord
+from portal.audit import audit_log
+from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from portal.models import User
+from releases import pins as pin_codec
+from releases.models import (
+    AdoptionSnapshot,
+    Channel,
+    Device,
+    FileKind,
+    Release,
+    ReleaseFile,
+    ReleaseState,
+)
+from releases.repository import open_repository, publish_lock, timestamp_expiry
+from releases.tuf_repo import delta_target_name, full_target_name, release_custom
+
+logger = logging.getLogger(__name__)
+
+# decode and encode every record whatever its min_engine: the server runs the newest engine
+ANY_ENGINE = 1 << 30
+# an arbitrary constant naming the publish lock on PostgreSQL
+_PG_LOCK_KEY = 0x52454C45
+
+
+def _require(user: User, perm: str, what: str) -> None:
+    if not (user.is_active and user.has_perm(perm)):
+        raise ForbiddenError(f"Your role does not allow you to {what}.")
+
+
+# --- snapshot ----------------------------------------------------------------------------
+
+
+def _shipping_pins() -> list[pin_codec.Pin]:
+    """(signature id, deployed revision number, noisy) of every deployed or noisy signature.
+
+    Two columns of one table with one join, no bodies: cheap enough to run inside the
+    publish transaction even at a million signatures (threats.api offers records, not pins).
+    """
+    from threats.models import Signature, Status
+
+    rows = Signature.objects.filter(
+        status__in=(Status.DEPLOYED, Status.NOISY), deployed_revision__isnull=False
+    ).values_list("id", "deployed_revision__number", "status")
+    return [(sid, number, status == Status.NOISY) for sid, number, status in rows.iterator(5000)]
+
+
+def _lock_publishing() -> None:
+    """Serialise publishes. SQLite: the IMMEDIATE transaction already holds the write lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_KEY])
+
+
+def release_publish(
+    *,
+    by: User,
+    notes: str = "",
+    rollout_percent: int | None = None,
+    enqueue: bool = True,
+) -> Release:
+    """Snapshot the shipping revisions as the next release and queue its build."""
+    _require(by, "releases.publish_release", "publish releases")
+    percent = (
+        settings.RELEASE_INITIAL_ROLLOUT_PERCENT if rollout_percent is None else rollout_percent
+    )
+    _check_percent(percent)
+    open_repository()  # refuse before taking a number if the feed cannot be written
+    with transaction.atomic():
+        _lock_publishing()
+        previous = Release.objects.select_for_update().order_by("-number").first()
+        number = (previous.number if previous is not None else 0) + 1
+        pinned = _shipping_pins()
+        noisy = sum(1 for p in pinned if p[2])
+        before = _pins_of(_previous_published(number))
+        change = pin_codec.diff(before, pinned)
+        release = Release(
+            number=number,
+            created_by=by,
+            notes=notes,
+            pins=pin_codec.pack(pinned),
+            signature_count=len(pinned),
+            noisy_count=noisy,
+            added_count=len(change.added),
+            removed_count=len(change.removed),
+            changed_count=len(change.changed),
+            rollout_percent=percent,
+        )
+        release.full_clean(exclude=["pins"])
+        release.save()
+        audit_log(
+            actor=by,
+            action="release.publish",
+            obj=release,
+            after={"number": number, "signatures": len(pinned), "rollout_percent": percent},
+            reason=notes,
+        )
+        if enqueue:
+            from releases.tasks import build_release
+
+            transaction.on_commit(lambda: build_release.apply_async(args=(number,)))
+    return release
+
+
+def _previous_published(number: int) -> Release | None:
+    return (
+        Release.objects.filter(number__lt=number, state=ReleaseState.PUBLISHED)
+        .order_by("-number")
+        .first()
+    )
+
+
+def _pins_of(release: Release | None) -> list[pin_codec.Pin]:
+    return pin_codec.unpack(bytes(release.pins)) if release is not None else []
+
+
+# --- build -------------------------------------------------------------------------------
+
+
+def _records_for_pins(pinned: list[pin_codec.Pin]) -> list[RuleRecord]:
+    """The pinned revisions as records. One query for those still shipping (nearly all of
+    them); revisions replaced since the snapshot are fetched by id."""
+    from threats.api import deployed_records, records_for_revisions
+    from threats.models import SignatureRevision
+
+    wanted = {sid: (number, noisy) for sid, number, noisy in pinned}
+    out: dict[int, RuleRecord] = {}
+    for record in deployed_records():
+        pin = wanted.get(record.id)
+        if pin is not None and pin[0] == record.revision:
+            out[record.id] = record if record.noisy == pin[1] else replace(record, noisy=pin[1])
+    missing = [(sid, pin) for sid, pin in wanted.items() if sid not in out]
+    if missing:
+        ids: list[int] = []
+        for sid, (number, _) in missing:
+            rev_id = (
+                SignatureRevision.objects.filter(signature_id=sid, number=number)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if rev_id is None:
+                raise ApplicationError(f"signature {sid} revision {number} no longer exists")
+            ids.append(rev_id)
+        for record in records_for_revisions(ids):
+            out[record.id] = replace(record, noisy=wanted[record.id][1])
+    return [out[sid] for sid in sorted(out)]
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    kind: str
+    base: int | None
+    target: str
+    data: bytes
+    custom: dict[str, Any]
+
+
+def release_build(*, number: int) -> Release:
+    """Build and publish release ``number``'s files; marks it failed on any error."""
+    release = Release.objects.get(number=number)
+    if release.state != ReleaseState.BUILDING:
+        return release
+    started = time.monotonic()
+    try:
+        with publish_lock():
+            release = _build_locked(number, started)
+    except Exception as exc:
+        logger.exception("building release %s failed", number)
+        Release.objects.filter(number=number, state=ReleaseState.BUILDING).update(
+            state=ReleaseState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        release.refresh_from_db()
+        audit_log(actor=None, action="release.failed", obj=release, reason=release.error)
+        return release
+    return release
+
+
+def _build_locked(number: int, started: float) -> Release:
+    release = Release.objects.get(number=number)
+    if release.state != ReleaseState.BUILDING:
+        return release
+    repo = open_repository()
+    pinned = _pins_of(release)
+    records = _records_for_pins(pinned)
+    if len(records) != len(pinned):
+        raise ApplicationError(f"{len(pinned) - len(records)} pinned revisions are missing")
+    state = State(release=number, records=records, engine_version=ANY_ENGINE)
+    by_id = {r.id: r for r in records}
+    files = [
+        BuiltFile(
+            FileKind.FULL,
+            None,
+            full_target_name(number),
+            state_file_bytes(state),
+            _custom(number, None, state),
+        )
+    ]
+    retention = settings.RELEASE_DELTA_RETENTION
+    bases = list(
+        Release.objects.filter(number__lt=number, state=ReleaseState.PUBLISHED)
+        .exclude(state_sha256="")
+        .order_by("-number")[:retention]
+    )
+    for base in bases:
+        change = pin_codec.diff(_pins_of(base), pinned)
+        delta = build_delta(
+            base_release=base.number,
+            base_sha256=base.state_sha256,
+            release=number,
+            state_sha256=state.sha256,
+            upserts=[by_id[i] for i in sorted(change.upsert_ids)],
+            removed=change.removed_ids,
+        )
+        files.append(
+            BuiltFile(
+                FileKind.DELTA,
+                base.number,
+                delta_target_name(base.number, number),
+                delta,
+                _custom(number, base.number, state),
+            )
+        )
+    # targets of releases that fell out of the retention window leave targets.json (their
+    # files stay on disk for devices mid-download)
+    stale = list(ReleaseFile.objects.filter(listed=True, release__number__lte=number - retention))
+    repo.add_targets(
+        [(f.target, f.data, f.custom) for f in files],
+        remove=[f.target for f in stale],
+        timestamp_expiry=timestamp_expiry(),
+    )
+    with transaction.atomic():
+        ReleaseFile.objects.filter(pk__in=[f.pk for f in stale]).update(listed=False)
+        ReleaseFile.objects.bulk_create(
+            ReleaseFile(
+                release=release,
+                kind=f.kind,
+                base=f.base,
+                target=f.target,
+                size=len(f.data),
+                sha256=hashlib.sha256(f.data).hexdigest(),
+            )
+            for f in files
+        )
+        release.state = ReleaseState.PUBLISHED
+        release.state_sha256 = state.sha256
+        release.published_at = timezone.now()
+        release.build_seconds = round(time.monotonic() - started, 3)
+        release.save(update_fields=["state", "state_sha256", "published_at", "build_seconds"])
+        audit_log(
+            actor=None,
+            action="release.published",
+            obj=release,
+            after={
+                "state_sha256": state.sha256,
+                "files": {f.target: len(f.data) for f in files},
+            },
+        )
+    return release
+
+
+def _custom(number: int, base: int | None, state: State) -> dict[str, Any]:
+    return release_custom(
+        release=number,
+        base=base,
+        state_sha256=state.sha256,
+        min_engine=1,
+        signatures=len(state),
+    )
+
+
+def timestamp_refresh() -> int | None:
+    """Re-sign timestamp.json (scheduled); None when there is no repository yet."""
+    try:
+        repo = open_repository()
+    except ApplicationError:
+        return None
+    with publish_lock():
+        return repo.refresh_timestamp(timestamp_expiry())
+
+
+# --- rollout -----------------------------------------------------------------------------
+
+
+def _check_percent(percent: Any) -> None:
+    if type(percent) is not int or not 1 <= percent <= 100:
+        raise ApplicationError(
+            "The rollout percentage is a whole number from 1 to 100.", {"percent": percent}
+        )
+
+
+def _release_for_update(number: int) -> Release:
+    release = Release.objects.select_for_update().filter(number=number).first()
+    if release is None:
+        raise NotFoundError(f"There is no release {number}.")
+    return release
+
+
+@transaction.atomic
+def release_rollout(*, number: int, percent: int, by: User) -> Release:
+    _require(by, "releases.rollout_release", "change a rollout")
+    _check_percent(percent)
+    release = _release_for_update(number)
+    if release.state == ReleaseState.FAILED:
+        raise ConflictError(f"Release {number} failed to build; publish a new one.")
+    if release.halted:
+        raise ConflictError(f"Release {number} is halted; publish a new release instead.")
+    before = release.rollout_percent
+    release.rollout_percent = percent
+    release.full_clean(exclude=["pins"])
+    release.save(update_fields=["rollout_percent"])
+    audit_log(
+        actor=by,
+        action="release.rollout",
+        obj=release,
+        before={"rollout_percent": before},
+        after={"rollout_percent": percent},
+    )
+    return release
+
+
+@transaction.atomic
+def release_halt(*, number: int, by: User, reason: str = "") -> Release:
+    _require(by, "releases.rollout_release", "halt a release")
+    release = _release_for_update(number)
+    if release.halted:
+        return release
+    release.halted = True
+    release.halted_at = timezone.now()
+    release.save(update_fields=["halted", "halted_at"])
+    audit_log(
+        actor=by,
+        action="release.halt",
+        obj=release,
+        before={"halted": False},
+        after={"halted": True},
+        reason=reason,
+    )
+    return release
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def rollout_bucket(device_id: str) -> int:
+    """A stable number 0..99 from the device id: the same device is always in the same slice."""
+    return int.from_bytes(hashlib.sha256(device_id.encode("ascii")).digest()[:8], "big") % 100
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    device: Device
+    token: str  # shown once; only its hash is stored
+
+
+def device_register(
+    *,
+    enrollment_key: str,
+    model: str = "",
+    os_version: str = "",
+    app_version: str = "",
+    engine_version: int = 1,
+    channel: str = Channel.STABLE,
+) -> Enrolment:
+    if not hmac.compare_digest(
+        enrollment_key.encode("utf-8"), settings.DEVICE_ENROLLMENT_KEY.encode("utf-8")
+    ):
+        raise ForbiddenError("The enrollment key is not valid.")
+    device_id = str(uuid.uuid4())
+    token = "dev_" + secrets.token_urlsafe(32)
+    device = Device(
+        device_id=device_id,
+        token_hash=token_hash(token),
+        token_prefix=token[:8],
+        rollout_bucket=rollout_bucket(device_id),
+        channel=channel,
+        model=model[:100],
+        os_version=os_version[:100],
+        app_version=app_version[:50],
+        engine_version=engine_version,
+    )
+    device.full_clean()
+    device.save()
+    audit_log(
+        actor=None,
+        action="device.register",
+        obj=device,
+        after={"channel": channel, "model": device.model, "app_version": device.app_version},
+    )
+    return Enrolment(device=device, token=token)
+
+
+def device_seen(*, device: Device, installed: int) -> None:
+    """Record what a device reports having installed (adoption) and when it last asked."""
+    now = timezone.now()
+    fresh = device.last_seen_at is not None and (now - device.last_seen_at).total_seconds() < 60
+    if device.installed_release == installed and fresh:
+        return  # nothing new to say: spare the database a write per check
+    Device.objects.filter(pk=device.pk).update(installed_release=installed, last_seen_at=now)
+    device.installed_release = installed
+    device.last_seen_at = now
+
+
+def adoption_snapshot(*, day: Any = None) -> int:
+    """Today's (or ``day``'s) devices per installed release; replaces that day's rows."""
+    from django.db.models import Count
+
+    day = day or timezone.localdate()
+    counts = (
+        Device.objects.filter(revoked_at__isnull=True)
+        .values("installed_release")
+        .annotate(n=Count("id"))
+    )
+    with transaction.atomic():
+        AdoptionSnapshot.objects.filter(day=day).delete()
+        AdoptionSnapshot.objects.bulk_create(
+            AdoptionSnapshot(day=day, release_number=row["installed_release"], devices=row["n"])
+            for row in counts
+        )
+    return len(counts)

@@ -1,0 +1,42 @@
+"""Celery tasks of the releases app: thin wrappers that load by id and call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from releases.models import Release, ReleaseState
+from releases.services import adoption_snapshot, release_build, timestamp_refresh
+
+# a build waits for an earlier release still building (so deltas chain), but not forever
+_WAIT_FOR_EARLIER_TRIES = 30
+
+
+@shared_task(
+    bind=True,
+    name="releases.build_release",
+    queue="publish",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=_WAIT_FOR_EARLIER_TRIES,
+    soft_time_limit=900,
+    time_limit=960,
+)
+def build_release(self: object, number: int) -> str:
+    release = Release.objects.filter(number=number).first()
+    if release is None or release.state != ReleaseState.BUILDING:
+        return "nothing to do"
+    earlier = Release.objects.filter(number__lt=number, state=ReleaseState.BUILDING).exists()
+    retries = getattr(getattr(self, "request", None), "retries", 0) or 0
+    if earlier and retries < _WAIT_FOR_EARLIER_TRIES:
+        raise self.retry(countdown=2)  # type: ignore[attr-defined]
+    return release_build(number=number).state
+
+
+@shared_task(name="releases.refresh_timestamp", queue="publish")
+def refresh_timestamp() -> int | None:
+    return timestamp_refresh()
+
+
+@shared_task(name="releases.snapshot_adoption")
+def snapshot_adoption() -> int:
+    return adoption_snapshot()

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from portal.exceptions import ApplicationError, ForbiddenError
+from portal.models import AuditEntry
+from releases import services
+from releases.api import current_ruleset, release_records
+from releases.models import Release, ReleaseFile, ReleaseState
+from releases.services import release_build, release_halt, release_publish, release_rollout
+from releases.tuf_repo import UpdateRepository
+from threats.models import Status
+
+
+def publish(by, **kwargs) -> Release:
+    release = release_publish(by=by, enqueue=False, **kwargs)
+    return release_build(number=release.number)
+
+
+@pytest.mark.django_db
+def test_publish_builds_full_bundle_and_delta_and_numbers_go_up(
+    update_repo: UpdateRepository, signatures, reviewer
+) -> None:
+    # given two deployed signatures and one noisy
+    a = signatures.deploy()
+    signatures.deploy()
+    signatures.deploy(status=Status.NOISY)
+    # when a reviewer publishes twice, the second time with one more signature and a revision
+    first = publish(reviewer)
+    signatures.deploy()
+    signatures.revise(a)
+    second = publish(reviewer)
+    # then numbers go up and both are published with their files listed in TUF
+    assert (first.number, second.number) == (1, 2)
+    assert first.state == second.state == ReleaseState.PUBLISHED
+    assert (second.signature_count, second.noisy_count) == (4, 1)
+    assert (second.added_count, second.changed_count, second.removed_count) == (1, 1, 0)
+    targets = update_repo.target_files()
+    assert {"full-1.bin", "full-2.bin", "delta-1-2.bin"} <= set(targets)
+    assert targets["delta-1-2.bin"].custom["state_sha256"] == second.state_sha256
+    assert ReleaseFile.objects.filter(release=second).count() == 2
+    # and the records of the release are what scans use
+    records = release_records(2)
+    assert [r.id for r in records] == sorted(r.id for r in records)
+    assert sum(r.noisy for r in records) == 1
+    assert current_ruleset().key == "release-2"
+    assert AuditEntry.objects.filter(action="release.publish").count() == 2
+
+
+@pytest.mark.django_db
+def test_only_reviewers_publish(update_repo, researcher, auditor) -> None:
+    for user in (researcher, auditor):
+        with pytest.raises(ForbiddenError):
+            release_publish(by=user, enqueue=False)
+    assert not Release.objects.exists()
+
+
+@pytest.mark.django_db
+def test_publish_without_a_repository_is_refused_before_taking_a_number(
+    settings, tmp_path: Path, reviewer
+) -> None:
+    settings.RELEASE_REPO_DIR = tmp_path / "none"
+    settings.TUF_KEYS_DIR = tmp_path / "no-keys"
+    with pytest.raises(ApplicationError, match="tuf_keys init"):
+        release_publish(by=reviewer, enqueue=False)
+    assert not Release.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_build_leaves_devices_on_the_previous_release(
+    update_repo: UpdateRepository, signatures, reviewer, monkeypatch
+) -> None:
+    # given release 1 published
+    signatures.deploy()
+    publish(reviewer)
+    timestamp = (update_repo.metadata_dir / "timestamp.json").read_bytes()
+    # when the build of release 2 raises midway (after the full bundle, while making deltas)
+    signatures.deploy()
+
+    def boom(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "build_delta", boom)
+    second = publish(reviewer)
+    # then release 2 is failed, timestamp.json is byte for byte what it was
+    assert second.state == ReleaseState.FAILED
+    assert "disk full" in second.error
+    assert (update_repo.metadata_dir / "timestamp.json").read_bytes() == timestamp
+    assert "full-2.bin" not in update_repo.target_files()
+    assert current_ruleset().release == 1
+    # and the next publish works and takes number 3
+    monkeypatch.undo()
+    assert publish(reviewer).number == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_publishes_serialise(update_repo, signatures, reviewer) -> None:
+    signatures.deploy()
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            numbers.append(release_publish(by=reviewer, enqueue=False).number)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(numbers) == [1, 2, 3, 4]
+
+
+@pytest.mark.django_db
+def test_rollout_and_halt_are_audited_and_checked(update_repo, signatures, reviewer, researcher):
+    signatures.deploy()
+    release = publish(reviewer)
+    with pytest.raises(ApplicationError):
+        release_rollout(number=release.number, percent=0, by=reviewer)
+    with pytest.raises(ForbiddenError):
+        release_rollout(number=release.number, percent=50, by=researcher)
+    assert release_rollout(number=1, percent=25, by=reviewer).rollout_percent == 25
+    assert release_halt(number=1, by=reviewer, reason="false positives").halted
+    entry = AuditEntry.objects.get(action="release.rollout")
+    assert json.dumps(entry.changes) == json.dumps(
+        {"rollout_percent": {"before": 100, "after": 25}}
+    )
+    assert AuditEntry.objects.filter(action="release.halt").exists()
+    assert current_ruleset().release is None  # a halted release is no scan's ruleset
+
+
+@pytest.mark.django_db
+def test_deltas_only_from_retained_releases(update_repo, signatures, reviewer, settings):
+    settings.RELEASE_DELTA_RETENTION = 2
+    for _ in range(4):
+        signatures.deploy()
+        publish(reviewer)
+    listed = set(update_repo.target_files())
+    assert {"delta-3-4.bin", "delta-2-4.bin", "full-4.bin", "full-3.bin"} <= listed
+    assert "delta-1-4.bin" not in listed
+    assert "full-2.bin" not in listed  # de-listed once out of the window
+    assert not ReleaseFile.objects.get(target="full-2.bin").listed
