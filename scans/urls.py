@@ -1,6 +1,14 @@
 """Pages of the scans app (included at the site root)."""
 
-from django.urls import path  # noqa: F401 - the app's pages add their routes here
+from django.urls import path
+
+from scans import views
 
 app_name = "scans"
-urlpatterns: list = []
+urlpatterns = [
+    path("samples/", views.sample_list_view, name="sample-list"),
+    path("samples/upload/", views.sample_upload_view, name="sample-upload"),
+    path("samples/<str:sha256>/", views.sample_detail_view, name="sample-detail"),
+    path("scans/", views.scan_list_view, name="scan-list"),
+    path("scans/<int:scan_id>/", views.scan_detail_view, name="scan-detail"),
+]

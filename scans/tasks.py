@@ -1,0 +1,66 @@
+"""Celery tasks of the scans app: an interface over scans.services, nothing more.
+
+``scan_sample`` acks late and is rejected (so re-queued) when its worker process is lost;
+``scan_run`` decides whether there is still work to do. Every worker that consumes the
+``scans`` queue also runs ``scans_recover`` when it starts and then every
+SCAN_RECOVER_EVERY_SECONDS, which re-queues scans whose worker died (the filesystem broker
+loses a fetched message on SIGKILL; see docs/scanning.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from scans import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="scans.scan_sample",
+    queue="scans",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
+def scan_sample(scan_id: int) -> None:
+    services.scan_run(scan_id=scan_id)
+
+
+@shared_task(name="scans.recover", queue="scans", ignore_result=True)
+def scans_recover() -> int:
+    return len(services.scans_recover())
+
+
+def _recover_safely() -> None:
+    try:
+        ids = services.scans_recover()
+        if ids:
+            log.warning("re-queued scans whose worker was lost: %s", ids)
+    except Exception:  # recovery must never take the worker down
+        log.exception("scan recovery failed")
+
+
+@worker_ready.connect
+def _start_recovery(sender: Any = None, **kwargs: Any) -> None:
+    """In a worker that consumes ``scans``: recover now, then on the consumer's timer."""
+    from portal.celery import app
+
+    if "scans" not in app.amqp.queues.consume_from:
+        return
+    _recover_safely()
+    timer = getattr(sender, "timer", None)
+    if timer is not None:
+        timer.call_repeatedly(services.recover_every_seconds(), _recover_safely)

@@ -1,0 +1,125 @@
+"""Pages of the scans app: samples, a sample, upload, scans, a scan (live while it runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from portal.htmx import is_htmx
+from scans.android_permissions import protection_level
+from scans.models import Label, ScanStatus, Verdict
+from scans.selectors import (
+    families,
+    sample_get,
+    sample_list,
+    sample_scans,
+    scan_get,
+    scan_list,
+)
+
+_LEVEL_ORDER = {"dangerous": 0, "signature": 1, "custom": 2, "normal": 3}
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@require_GET
+@permission_required("scans.view_sample", raise_exception=True)
+def sample_list_view(request: HttpRequest) -> HttpResponse:
+    filterset = sample_list(filters=request.GET)
+    qs = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {
+        "filter": filterset,
+        "page": page,
+        "query": _query_without_page(request),
+        "labels": Label.choices,
+        "verdicts": Verdict.choices,
+        "families": families(),
+    }
+    template = "scans/_sample_rows.html" if is_htmx(request) else "scans/sample_list.html"
+    return render(request, template, context)
+
+
+def _features_view(features: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The features arranged for the page: permissions with levels, components by kind."""
+    if not features:
+        return None
+    manifest = features.get("manifest") or {}
+    permissions = sorted(
+        ({"name": p, "level": protection_level(p)} for p in manifest.get("permissions") or ()),
+        key=lambda p: (_LEVEL_ORDER[p["level"]], p["name"]),
+    )
+    lineage = list(features.get("lineage") or ())
+    return {
+        **features,
+        "manifest": manifest,
+        "permissions": permissions,
+        "dangerous_count": sum(1 for p in permissions if p["level"] != "normal"),
+        "components": manifest.get("components") or [],
+        "lineage": lineage,
+    }
+
+
+@require_GET
+@permission_required("scans.view_sample", raise_exception=True)
+def sample_detail_view(request: HttpRequest, sha256: str) -> HttpResponse:
+    sample = sample_get(sha256=sha256.lower())
+    if sample is None:
+        raise Http404("No such sample.")
+    context = {
+        "sample": sample,
+        "features": _features_view(sample.features),
+        "scans": sample_scans(sample=sample),
+        "can_scan": request.user.has_perm("scans.add_scanjob"),
+    }
+    return render(request, "scans/sample_detail.html", context)
+
+
+@require_GET
+@permission_required(["scans.add_sample", "scans.add_scanjob"], raise_exception=True)
+def sample_upload_view(request: HttpRequest) -> HttpResponse:
+    context = {
+        "labels": Label.choices,
+        "families": families(),
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+    }
+    return render(request, "scans/upload.html", context)
+
+
+@require_GET
+@permission_required("scans.view_scanjob", raise_exception=True)
+def scan_list_view(request: HttpRequest) -> HttpResponse:
+    filterset = scan_list(filters=request.GET)
+    qs = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {
+        "filter": filterset,
+        "page": page,
+        "query": _query_without_page(request),
+        "statuses": ScanStatus.choices,
+        "verdicts": Verdict.choices,
+    }
+    template = "scans/_scan_rows.html" if is_htmx(request) else "scans/scan_list.html"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required("scans.view_scanjob", raise_exception=True)
+def scan_detail_view(request: HttpRequest, scan_id: int) -> HttpResponse:
+    scan = scan_get(scan_id=scan_id)
+    if scan is None:
+        raise Http404("No such scan.")
+    context = {"scan": scan, "sample": scan.sample}
+    # htmx polls the status part while the scan runs; the part stops polling once finished
+    template = "scans/_scan_status.html" if is_htmx(request) else "scans/scan_detail.html"
+    return render(request, template, context)
