@@ -12,7 +12,6 @@ retro-hunts pass the revisions they test) and default to ``current_ruleset``.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -64,13 +63,9 @@ EMPTY = ExplicitRuleset(records=(), release=None, key="empty")
 
 def current_ruleset() -> RulesetSource:
     """The latest published release's records (no release yet: an empty ruleset)."""
-    try:
-        releases_api = importlib.import_module("releases.api")
-    except ImportError:  # the releases app ships its front door separately
-        log.warning("releases.api is not available; scanning with no signatures")
-        return EMPTY
-    source: RulesetSource = releases_api.current_ruleset()
-    return source
+    from releases.api import current_ruleset as releases_current_ruleset
+
+    return releases_current_ruleset()
 
 
 _lock = threading.Lock()

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 @shared_task(
     name="scans.scan_sample",
-    queue="scans",
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
@@ -39,7 +38,7 @@ def scan_sample(scan_id: int) -> None:
     services.scan_run(scan_id=scan_id)
 
 
-@shared_task(name="scans.recover", queue="scans", ignore_result=True)
+@shared_task(name="scans.recover", ignore_result=True)
 def scans_recover() -> int:
     return len(services.scans_recover())
 
