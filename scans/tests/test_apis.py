@@ -17,7 +17,7 @@ SAMPLES = "/api/v1/samples/"
 SCANS = "/api/v1/scans/"
 
 
-def _upload(client, path: Path, **extra):  # type: ignore[no-untyped-def]
+def _upload(client, path: Path, **extra):
     data = {"file": SimpleUploadedFile(path.name, path.read_bytes()), **extra}
     return client.post(SAMPLES, data, format="multipart")
 
