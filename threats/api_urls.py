@@ -1,5 +1,34 @@
 """REST API of the threats app (included under /api/v1/)."""
 
-from django.urls import path  # noqa: F401 - the app's API adds its routes here
+from django.urls import path
 
-urlpatterns: list = []
+from threats import apis
+
+urlpatterns = [
+    path("families/", apis.FamilyListApi.as_view(), name="family-list-api"),
+    path("families/<int:pk>/", apis.FamilyDetailApi.as_view(), name="family-detail-api"),
+    path("signatures/", apis.SignatureListApi.as_view(), name="signature-list-api"),
+    path("signatures/validate/", apis.SignatureValidateApi.as_view(), name="signature-validate"),
+    path("signatures/import/", apis.SignatureImportApi.as_view(), name="signature-import-api"),
+    path("signatures/export/", apis.SignatureExportApi.as_view(), name="signature-export"),
+    path("signatures/bulk/", apis.SignatureBulkApi.as_view(), name="signature-bulk-api"),
+    path("signatures/<int:pk>/", apis.SignatureDetailApi.as_view(), name="signature-detail-api"),
+    path("signatures/<int:pk>/submit/", apis.SignatureSubmitApi.as_view(), name="signature-submit"),
+    path(
+        "signatures/<int:pk>/approve/",
+        apis.SignatureApproveApi.as_view(),
+        name="signature-approve",
+    ),
+    path("signatures/<int:pk>/reject/", apis.SignatureRejectApi.as_view(), name="signature-reject"),
+    path("signatures/<int:pk>/noisy/", apis.SignatureNoisyApi.as_view(), name="signature-noisy"),
+    path(
+        "signatures/<int:pk>/disable/",
+        apis.SignatureDisableApi.as_view(),
+        name="signature-disable",
+    ),
+    path(
+        "signatures/<int:pk>/history/",
+        apis.SignatureHistoryApi.as_view(),
+        name="signature-history",
+    ),
+]
