@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -37,6 +38,20 @@ from releases.services import (
 )
 from releases.throttles import DeviceRegisterThrottle, DeviceUpdateThrottle
 
+
+class DeviceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "releases.authentication.DeviceTokenAuthentication"
+    name = "deviceTokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <device token>` from /api/v1/devices/register/",
+        }
+
+
 # --- devices ------------------------------------------------------------------------------
 
 
@@ -46,6 +61,9 @@ class DeviceRegisterApi(APIView):
     throttle_classes = [DeviceRegisterThrottle]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DeviceRegisterInput"
+
         enrollment_key = serializers.CharField(max_length=200)
         model = serializers.CharField(max_length=100, required=False, allow_blank=True)
         os_version = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -54,6 +72,9 @@ class DeviceRegisterApi(APIView):
         channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.STABLE)
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DeviceRegisterOutput"
+
         device_id = serializers.CharField()
         token = serializers.CharField()
 
@@ -77,6 +98,9 @@ class DeviceUpdateApi(APIView):
     throttle_classes = [DeviceUpdateThrottle]
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DeviceUpdateOutput"
+
         version = serializers.IntegerField(required=False)
         target = serializers.CharField(required=False)
         up_to_date = serializers.BooleanField(required=False)
@@ -225,6 +249,9 @@ def _release(number: int) -> Release:
 
 class ReleaseListApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReleaseListInput"
+
         notes = serializers.CharField(required=False, allow_blank=True, default="")
         rollout_percent = serializers.IntegerField(min_value=1, max_value=100, required=False)
 
@@ -270,6 +297,9 @@ class ReleaseRolloutApi(APIView):
     permission_classes = [_CAN_STEER]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReleaseRolloutInput"
+
         percent = serializers.IntegerField(min_value=1, max_value=100)
 
     @extend_schema(
@@ -292,6 +322,9 @@ class ReleaseHaltApi(APIView):
     permission_classes = [_CAN_STEER]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReleaseHaltInput"
+
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from releases.models import AdoptionSnapshot, Device, Release, ReleaseFile
+
+
+class ReleaseFileInline(admin.TabularInline):
+    model = ReleaseFile
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "base", "target", "size", "sha256", "listed"]
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    """Read-only: releases change through the services (audited), never by hand."""
+
+    list_display = ["number", "state", "signature_count", "rollout_percent", "halted", "created_at"]
+    list_filter = ["state", "halted"]
+    exclude = ["pins"]
+    readonly_fields = [
+        f.name for f in Release._meta.get_fields() if f.concrete and f.name != "pins"
+    ]
+    inlines = [ReleaseFileInline]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = [
+        "device_id",
+        "channel",
+        "model",
+        "app_version",
+        "installed_release",
+        "last_seen_at",
+    ]
+    list_filter = ["channel", "app_version"]
+    search_fields = ["device_id", "model"]
+    readonly_fields = ["device_id", "token_hash", "token_prefix", "rollout_bucket", "registered_at"]
+
+
+@admin.register(AdoptionSnapshot)
+class AdoptionSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["day", "release_number", "devices"]
