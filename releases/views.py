@@ -1,0 +1,85 @@
+"""Pages of the releases app: releases (publish, diff, rollout, halt, adoption) and devices."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.exceptions import ApplicationError
+from portal.models import User
+from releases.models import Release
+from releases.selectors import adoption_history, device_counts, release_adoption, release_diff
+from releases.services import release_halt, release_publish, release_rollout
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@require_GET
+@permission_required("releases.view_release", raise_exception=True)
+def release_list_view(request: HttpRequest) -> HttpResponse:
+    releases = Release.objects.select_related("created_by").order_by("-number")
+    page = Paginator(releases, 50).get_page(request.GET.get("page"))
+    return render(request, "releases/release_list.html", {"page": page})
+
+
+@require_POST
+@permission_required("releases.publish_release", raise_exception=True)
+def release_publish_view(request: HttpRequest) -> HttpResponse:
+    try:
+        release = release_publish(by=_user(request), notes=request.POST.get("notes", "")[:2000])
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("releases:release-list")
+    messages.success(request, f"Release {release.number} is being built.")
+    return redirect("releases:release-detail", number=release.number)
+
+
+@require_GET
+@permission_required("releases.view_release", raise_exception=True)
+def release_detail_view(request: HttpRequest, number: int) -> HttpResponse:
+    release = Release.objects.select_related("created_by").filter(number=number).first()
+    if release is None:
+        raise Http404("No such release")
+    context = {
+        "release": release,
+        "diff": release_diff(release),
+        "files": release.files.all(),
+        "adoption": release_adoption(number),
+    }
+    return render(request, "releases/release_detail.html", context)
+
+
+@require_POST
+@permission_required("releases.rollout_release", raise_exception=True)
+def release_rollout_view(request: HttpRequest, number: int) -> HttpResponse:
+    try:
+        if "halt" in request.POST:
+            release_halt(number=number, by=_user(request), reason=request.POST.get("reason", ""))
+            messages.success(request, f"Release {number} is halted.")
+        else:
+            raw = request.POST.get("percent", "")
+            percent = int(raw) if raw.isdigit() else -1
+            release_rollout(number=number, percent=percent, by=_user(request))
+            messages.success(request, f"Release {number} now goes to {percent}% of stable devices.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("releases:release-detail", number=number)
+
+
+@require_GET
+@permission_required("releases.view_device", raise_exception=True)
+def device_list_view(request: HttpRequest) -> HttpResponse:
+    days, numbers, table = adoption_history()
+    rows = [(n, [table[n].get(day, 0) for day in days]) for n in numbers]
+    return render(
+        request,
+        "releases/device_list.html",
+        {"counts": device_counts(), "days": days, "adoption_rows": rows},
+    )
