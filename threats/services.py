@@ -661,6 +661,9 @@ class ImportBatch:
 
     name: str
     candidates: Sequence[ImportCandidate]
+    # SHA-256 of the file's bytes: with the rule's place in it, the identity of an invalid
+    # candidate (so re-importing a file, by path or upload, finds its invalid rules again)
+    digest: str = ""
 
 
 _MAX_LINKS = 50
@@ -698,9 +701,12 @@ def _family_resolver(actor: User) -> Any:
     return resolve
 
 
-def _invalid_key(candidate: ImportCandidate) -> str:
-    text = f"{candidate.source}\n{candidate.name}\n{candidate.error}"
-    return "invalid:" + hashlib.sha256(text.encode()).hexdigest()[:56]
+def _invalid_key(batch: ImportBatch, candidate: ImportCandidate) -> str:
+    where = candidate.source
+    if batch.digest and where.startswith(batch.name):
+        where = where[len(batch.name) :]  # ":rule" or ":line" inside the file
+    text = f"{batch.digest}\n{where}\n{candidate.name}\n{candidate.error}"
+    return "invalid:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _existing_keys(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -729,7 +735,7 @@ def _import_batch(*, actor: User, batch: ImportBatch, summary: ImportSummary, re
             prepared.append((cand, get_kind(cand.kind).dedup_key(cand.body), cand.body))
         else:
             body = {"source": cand.source, "name": cand.name, "error": cand.error}
-            prepared.append((cand, _invalid_key(cand), body))
+            prepared.append((cand, _invalid_key(batch, cand), body))
     existing = _existing_keys({(c.kind, key) for c, key, _ in prepared})
     seen: dict[tuple[str, str], int | None] = {}
     new_sigs: list[Signature] = []
@@ -881,7 +887,11 @@ def signatures_import_paths(*, actor: User, paths: Iterable[str | Path]) -> Impo
                     [ImportCandidate("", None, None, str(path), error="no such file or folder")],
                 )
                 continue
-            yield ImportBatch(str(path), parse_path(path, root=root))
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                digest = ""
+            yield ImportBatch(str(path), parse_path(path, root=root), digest)
 
     return signatures_import(actor=actor, batches=batches())
 
@@ -909,6 +919,6 @@ def signatures_import_uploads(*, actor: User, files: Sequence[tuple[str, Any]]) 
             if len(data) > MAX_IMPORT_FILE_BYTES:
                 yield ImportBatch(safe, [ImportCandidate("", None, None, safe, error="too large")])
                 continue
-            yield ImportBatch(safe, parse_bytes(safe, data))
+            yield ImportBatch(safe, parse_bytes(safe, data), hashlib.sha256(data).hexdigest())
 
     return signatures_import(actor=actor, batches=batches())
