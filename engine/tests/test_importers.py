@@ -17,6 +17,7 @@ def outcomes(folder: Path) -> dict[str, int]:
                 if candidate.ok:
                     counts[f"valid {candidate.kind}"] += 1
                 else:
+                    assert candidate.error is not None
                     counts[re.sub(r"^line \d+(, column \d+)?: ", "", candidate.error)] += 1
     return dict(counts)
 
@@ -81,6 +82,7 @@ def test_apkid_rule_carries_included_helper_as_private(corpus):
     candidates = parse_path(root / "apk" / "packers.yara", root=root)
     (appguard,) = [c for c in candidates if c.name == "appguard"]
     assert appguard.ok
+    assert appguard.body is not None
     assert appguard.source.endswith("packers.yara:appguard")
     assert appguard.body.startswith("private rule is_apk : file_type")
     assert appguard.body.count("\nrule ") == 1
@@ -97,7 +99,7 @@ def test_upload_with_include_is_invalid_per_rule():
     data = b'include "common.yara"\nrule a { condition: is_apk }\nrule b { condition: true }'
     candidates = parse_bytes("up.yar", data)
     assert [c.name for c in candidates] == ["a", "b"]
-    assert all("cannot be resolved in an upload" in c.error for c in candidates)
+    assert all("cannot be resolved in an upload" in (c.error or "") for c in candidates)
 
 
 def test_yara_file_split_into_rules_with_globals_and_helpers():
@@ -110,6 +112,7 @@ def test_yara_file_split_into_rules_with_globals_and_helpers():
     )
     one, two = parse_bytes("x.yar", data)
     assert one.ok
+    assert one.body is not None
     assert one.body.startswith('import "math"\n\nglobal private rule small')
     assert "androguard" not in one.body
     assert (
@@ -122,6 +125,7 @@ def test_recursive_includes_do_not_loop(tmp_path):
     (tmp_path / "b.yar").write_text('include "a.yar"\nrule b { condition: true }\n')
     (candidate,) = parse_path(tmp_path / "a.yar")
     assert candidate.ok
+    assert candidate.body is not None
     assert "private rule b" in candidate.body
 
 
@@ -138,6 +142,7 @@ def test_recursive_includes_do_not_loop(tmp_path):
 )
 def test_unreadable_input_gives_one_invalid_candidate(name, data, reason):
     (candidate,) = parse_bytes(name, data)
+    assert candidate.error is not None
     assert reason in candidate.error
 
 
@@ -149,6 +154,8 @@ def test_clamav_translations():
     (ld,) = parse_bytes("x.ldb", ldb)
     (hd,) = parse_bytes("x.hdb", hdb)
     assert nd.ok
+    assert nd.body is not None
+    assert ld.body is not None
     assert "$a = { AA BB ?? CC [-] DD [2-4] ( EE | FF ) 1? }" in nd.body
     assert "$a in (100..120)" in nd.body
     assert ld.ok
@@ -182,6 +189,7 @@ def test_csv_rows():
         "Joker",
         "malicious",
     )
+    assert b.body is not None
     assert b.body["value"] == "a" * 64
     assert c.error == "a behaviour needs at least one permission or API call"
     assert d.error == "unknown signature kind 'nope'"

@@ -57,6 +57,7 @@ def test_behavior_score_does_not_change_identity():
 def test_from_quark_current_format(corpus):
     rule = json.loads((corpus / "quark/quark-rules/rules/00001.json").read_text())
     body = get_kind("behavior").validate(from_quark(rule)).body
+    assert body is not None
     assert body["api"][1] == {
         "class": "Landroid/graphics/BitmapFactory;",
         "method": "decodeByteArray",
@@ -69,6 +70,7 @@ def test_from_quark_current_format(corpus):
 def test_from_quark_older_format_without_semicolons(corpus):
     rule = json.loads((corpus / "quark/quark-engine/sendLocation_SMS.json").read_text())
     body = get_kind("behavior").validate(from_quark(rule)).body
+    assert body is not None
     assert body["permissions"][-1] == "android.permission.SEND_SMS"
     assert {a["class"] for a in body["api"]} == {
         "Landroid/telephony/SmsManager;",

@@ -26,6 +26,7 @@ def test_unknown_kind_is_a_clear_error():
 
 def test_every_kind_rejects_garbage_without_raising():
     for kind in REGISTRY.values():
+        garbage: object
         for garbage in (None, 42, [], {"nonsense": 1}, ""):
             result = kind.validate(garbage)
             assert result.body is None
