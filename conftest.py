@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import factory
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -21,24 +20,7 @@ from rest_framework.test import APIClient
 
 from portal.models import User
 from portal.roles import ROLES, sync_roles
-from portal.services import user_set_roles
-from portal.testing import CORPUS, PASSWORD, missing_prerequisite
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = User
-        skip_postgeneration_save = True
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@example.invalid")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def roles(obj: User, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
-        obj.save()
-        if extracted:
-            user_set_roles(user=obj, roles=extracted, actor=None)
+from portal.testing import CORPUS, PASSWORD, UserFactory, missing_prerequisite
 
 
 @pytest.fixture

@@ -214,6 +214,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # kombu would otherwise create ./control for broadcast exchanges.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The default 1 s poll caps each worker at about one task a second.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -227,6 +229,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TIME_LIMIT", default=360)
+# Scan workers re-queue scans whose worker died this often (the filesystem broker cannot
+# redeliver a message after SIGKILL; see docs/scanning.md).
+SCAN_RECOVER_EVERY_SECONDS = env.float("SCAN_RECOVER_EVERY_SECONDS", default=60.0)
+# Test-only: a running scan sleeps this long first, so a test can kill its worker mid-scan.
+SCAN_TEST_DELAY_SECONDS = env.float("SCAN_TEST_DELAY_SECONDS", default=0.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"

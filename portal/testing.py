@@ -8,7 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import factory
 import pytest
+
+from portal.models import User
+from portal.services import user_set_roles
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -31,3 +35,19 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str = "
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.invalid")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def roles(obj: User, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
+        obj.save()
+        if extracted:
+            user_set_roles(user=obj, roles=extracted, actor=None)

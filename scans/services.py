@@ -68,15 +68,9 @@ def max_upload_bytes() -> int:
 def _test_delay_seconds() -> float:
     """Test-only: sleep this long in a running scan, so a test can kill the worker mid-scan.
 
-    Unset in production. Read from the environment because the worker is another process.
+    Unset (0) in production; a test sets SCAN_TEST_DELAY_SECONDS in the worker's environment.
     """
-    value = getattr(settings, "SCAN_TEST_DELAY_SECONDS", None) or os.environ.get(
-        "SCAN_TEST_DELAY_SECONDS", ""
-    )
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+    return max(0.0, float(settings.SCAN_TEST_DELAY_SECONDS))
 
 
 def lease() -> timedelta:
@@ -90,13 +84,7 @@ def lease() -> timedelta:
 
 def recover_every_seconds() -> float:
     """How often each scan worker looks for scans whose worker died."""
-    value = getattr(settings, "SCAN_RECOVER_EVERY_SECONDS", None) or os.environ.get(
-        "SCAN_RECOVER_EVERY_SECONDS", ""
-    )
-    try:
-        return max(1.0, float(value)) if value else 60.0
-    except ValueError:
-        return 60.0
+    return max(1.0, float(settings.SCAN_RECOVER_EVERY_SECONDS))
 
 
 def worker_id() -> str:

@@ -13,9 +13,9 @@ from typing import Any, cast
 import factory
 from django.utils import timezone
 
-from conftest import UserFactory
 from engine.kinds import get_kind
 from portal.models import User
+from portal.testing import UserFactory
 from threats.models import (
     Category,
     Family,
