@@ -234,6 +234,17 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TIME_LIMIT", default=360)
 SCAN_RECOVER_EVERY_SECONDS = env.float("SCAN_RECOVER_EVERY_SECONDS", default=60.0)
 # Test-only: a running scan sleeps this long first, so a test can kill its worker mid-scan.
 SCAN_TEST_DELAY_SECONDS = env.float("SCAN_TEST_DELAY_SECONDS", default=0.0)
+# A queued scan or hunt chunk not started after this long is sent to the broker again by the
+# recovery pass (the first send may have failed while the broker was down; a duplicate
+# delivery is harmless: the claim is a compare-and-swap).
+SCAN_REQUEUE_AFTER_SECONDS = env.int("SCAN_REQUEUE_AFTER_SECONDS", default=300)
+# --- retro-hunts (docs/retrohunts.md) -------------------------------------------------------
+# Samples per chunk task on queue "hunts": several workers share one hunt chunk by chunk.
+RETROHUNT_CHUNK_SIZE = env.int("RETROHUNT_CHUNK_SIZE", default=200)
+# Hunt workers look for chunks whose worker died (or that were never delivered) this often.
+RETROHUNT_RECOVER_EVERY_SECONDS = env.float("RETROHUNT_RECOVER_EVERY_SECONDS", default=60.0)
+# Test-only: each sample of a hunt chunk sleeps this long, so a test can watch progress move.
+RETROHUNT_TEST_DELAY_SECONDS = env.float("RETROHUNT_TEST_DELAY_SECONDS", default=0.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
