@@ -121,6 +121,12 @@ class Signature(models.Model):
         "SignatureRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     search_text = models.TextField(blank=True)  # name, summary, tags: what `q` searches
+    # Hits on stored samples by their current label, from scans and retro-hunts (kept by the
+    # scans app through ``threats.services.signature_stats_record``; lists read them as is).
+    hits_malicious = models.PositiveIntegerField(default=0)
+    hits_clean = models.PositiveIntegerField(default=0, db_index=True)
+    hits_unknown = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -193,6 +199,13 @@ class SignatureRevision(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_comment = models.TextField(blank=True)
+    # The clean-corpus gate (threats/gates.py, docs/retrohunts.md): the finished retro-hunt
+    # of this exact body over the clean corpus (a scans id, not a foreign key: threats does
+    # not depend on scans), its clean hits, and the reviewer's reason to approve regardless.
+    gated_at = models.DateTimeField(null=True, blank=True)
+    gate_hunt_id = models.PositiveBigIntegerField(null=True, blank=True)
+    clean_hits = models.PositiveIntegerField(default=0)
+    gate_override_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
