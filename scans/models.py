@@ -101,6 +101,9 @@ class ScanJob(models.Model):
     # Which process holds it while running ("host:pid"), so a dead one can be told apart.
     worker = models.CharField(max_length=255, blank=True)
     engine_version = models.PositiveIntegerField(null=True, blank=True)
+    # When the task was last handed to the broker (None: never, e.g. the broker was down);
+    # the recovery pass sends a long-queued scan again.
+    sent_at = models.DateTimeField(null=True, blank=True)
     # The ruleset used: a published release number, or (retro-hunts) the revisions matched.
     ruleset_release = models.PositiveIntegerField(null=True, blank=True)
     ruleset_revisions = models.JSONField(default=list, blank=True)  # [[signature id, rev]]
@@ -126,3 +129,153 @@ class ScanJob(models.Model):
         if self.started_at and self.finished_at:
             return int((self.finished_at - self.started_at).total_seconds() * 1000)
         return None
+
+
+# --- retro-hunts (docs/retrohunts.md) ------------------------------------------------------------
+class HuntStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+HUNT_DONE = (HuntStatus.FINISHED, HuntStatus.CANCELLED, HuntStatus.FAILED)
+
+
+class RetroHunt(models.Model):
+    """Signature revisions (or one unsaved rule) run over every sample stored when it started.
+
+    The samples covered are exactly those with ``id <= max_sample_id``: that is what makes a
+    finished hunt a proof about the clean corpus (the approval gate checks that no clean sample
+    has a larger id). ``records`` is the snapshot of the rules as hunted (``RuleRecord`` as
+    dicts), so a later edit of a draft cannot pass for what was tested.
+    """
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=16, choices=HuntStatus.choices, default=HuntStatus.QUEUED, db_index=True
+    )
+    # the rule source: signature revisions, or an unsaved rule {kind, body}
+    revision_ids = models.JSONField(default=list, blank=True)
+    rule_kind = models.CharField(max_length=32, blank=True)
+    rule_body = models.JSONField(null=True, blank=True)
+    records = models.JSONField(default=list, blank=True)
+    # what it covers
+    max_sample_id = models.BigIntegerField(default=0)
+    clean_count = models.PositiveIntegerField(default=0)  # clean samples among them at start
+    total = models.PositiveIntegerField(default=0)
+    scanned = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)  # samples that could not be analysed
+    bytes_scanned = models.BigIntegerField(default=0)
+    match_count = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"retro-hunt {self.pk} ({self.status})"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in HUNT_DONE
+
+    @property
+    def progress(self) -> int:
+        """Percent of the samples scanned (100 for a finished hunt, even of no samples)."""
+        if self.status == HuntStatus.FINISHED:
+            return 100
+        return min(100, int(100 * self.scanned / self.total)) if self.total else 0
+
+
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+class HuntChunk(models.Model):
+    """A slice of a hunt's samples (``first_id..last_id``) that one task runs."""
+
+    hunt = models.ForeignKey(RetroHunt, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    sample_count = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)  # "host:pid" while running
+    worker_name = models.CharField(max_length=255, blank=True)  # Celery hostname that ran it
+    queued_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # last handed to the broker
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    scanned = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["hunt_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["hunt", "index"], name="huntchunk_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"hunt {self.hunt_id} chunk {self.index} ({self.status})"
+
+
+class HuntMatch(models.Model):
+    """One rule of a hunt hitting one sample; ``label`` is the sample's label at match time."""
+
+    hunt = models.ForeignKey(RetroHunt, on_delete=models.CASCADE, related_name="matches")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="hunt_matches")
+    # a saved signature's revision, or none for the unsaved rule (signature_id 0)
+    signature_id = models.PositiveBigIntegerField(default=0, db_index=True)
+    revision_id = models.PositiveBigIntegerField(null=True, blank=True)
+    revision_number = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=32)
+    label = models.CharField(max_length=16, choices=Label.choices)
+    evidence = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hunt_id", "sample_id", "signature_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hunt", "sample", "signature_id", "revision_number"],
+                name="huntmatch_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["revision_id", "hunt"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.sample_id}"
+
+
+class SignatureHit(models.Model):
+    """That a signature hit a sample (in a scan or a hunt), and when last: per-signature
+    statistics count these by the sample's current label without scanning JSON."""
+
+    signature_id = models.PositiveBigIntegerField()
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="signature_hits")
+    last_hit_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["signature_id", "sample"], name="signaturehit_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"signature {self.signature_id} on {self.sample_id}"
