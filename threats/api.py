@@ -112,6 +112,70 @@ def records_for_revisions(ids: Iterable[int]) -> list[RuleRecord]:
     return [_record(r, noisy=r["signature__status"] == Status.NOISY) for r in rows]
 
 
+def records_by_revision(ids: Iterable[int]) -> dict[int, RuleRecord]:
+    """{revision id: RuleRecord} for any revisions (retro-hunts keep which revision hit)."""
+    out: dict[int, RuleRecord] = {}
+    for chunk in _chunks(ids):
+        for row in SignatureRevision.objects.filter(id__in=chunk).values(*_RECORD_FIELDS):
+            out[row["id"]] = _record(row, noisy=row["signature__status"] == Status.NOISY)
+    return out
+
+
+def invalid_signature_ids(ids: Iterable[int]) -> list[int]:
+    """The signatures among ``ids`` whose body does not compile here (status invalid)."""
+    out: list[int] = []
+    for chunk in _chunks(ids):
+        out += Signature.objects.filter(id__in=chunk, status=Status.INVALID).values_list(
+            "id", flat=True
+        )
+    return sorted(out)
+
+
+def ungated_shipping() -> list[SignatureRef]:
+    """Shipping (deployed or noisy) signatures whose deployed revision was never gated by a
+    retro-hunt over the clean corpus: a release must not contain them."""
+    ids = Signature.objects.filter(
+        status__in=(Status.DEPLOYED, Status.NOISY),
+        deployed_revision__isnull=False,
+        deployed_revision__gated_at__isnull=True,
+    ).values_list("id", flat=True)
+    refs = signature_refs(ids)
+    return [refs[i] for i in sorted(refs)]
+
+
+@dataclass(frozen=True, slots=True)
+class GateFacts:
+    """What a release page shows about how a revision passed the clean-corpus gate."""
+
+    revision_id: int
+    signature_id: int
+    number: int
+    gated_at: Any
+    gate_hunt_id: int | None
+    clean_hits: int
+    override_reason: str
+
+
+def gate_facts(signature_revisions: Iterable[tuple[int, int]]) -> dict[tuple[int, int], GateFacts]:
+    """{(signature id, revision number): GateFacts} for the pairs given."""
+    pairs = set(signature_revisions)
+    out: dict[tuple[int, int], GateFacts] = {}
+    for chunk in _chunks(sig for sig, _ in pairs):
+        rows = SignatureRevision.objects.filter(signature_id__in=chunk).values_list(
+            "id",
+            "signature_id",
+            "number",
+            "gated_at",
+            "gate_hunt_id",
+            "clean_hits",
+            "gate_override_reason",
+        )
+        for rid, sid, number, gated_at, hunt_id, hits, reason in rows:
+            if (sid, number) in pairs:
+                out[(sid, number)] = GateFacts(rid, sid, number, gated_at, hunt_id, hits, reason)
+    return out
+
+
 def current_revision_ids(signature_ids: Iterable[int]) -> dict[int, int]:
     """{signature id: id of its newest revision} (what a retro-hunt of a draft runs)."""
     out: dict[int, int] = {}
@@ -155,10 +219,15 @@ def signature_refs(ids: Iterable[int]) -> dict[int, SignatureRef]:
 
 
 __all__ = [
+    "GateFacts",
     "SignatureRef",
     "current_revision_ids",
     "deployed_records",
+    "gate_facts",
+    "invalid_signature_ids",
+    "records_by_revision",
     "records_for_revisions",
     "signature_refs",
     "signature_url",
+    "ungated_shipping",
 ]

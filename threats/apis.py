@@ -454,14 +454,68 @@ class SignatureSubmitApi(_TransitionApi):
 class SignatureApproveApi(_TransitionApi):
     perm = REVIEW
 
-    @_transition_schema(
-        "approve", "Approve the revision in review (not your own work)", reason=False
+    @extend_schema_serializer(component_name="ApproveInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="")
+        override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="why to approve although the gate hunt hit clean apps (audited, shown "
+            "on the release)",
+        )
+
+    @extend_schema(
+        operation_id="signatures_approve",
+        request=InputSerializer,
+        responses={200: SignatureDetail, **ERRORS, 409: ERROR},
+        summary="Approve the revision in review (not your own work; clean-corpus gate)",
+        description=(
+            "Refused (409) until a retro-hunt of this revision has finished over the current "
+            "clean corpus. A hit on a clean app is refused too, with the clean hits and the "
+            "difference from the shipping revision in `extra`, unless `override_reason` says "
+            "why it is fine."
+        ),
+        examples=[
+            OpenApiExample(
+                "Clean hits",
+                value={
+                    "message": "Revision 1 hits 9 clean app(s) (a2dp.Vol, ...); approve only "
+                    "with an override reason.",
+                    "extra": {
+                        "gate": "clean_hits",
+                        "hunt": 12,
+                        "clean_hit_count": 9,
+                        "clean_hits": [{"sha256": "fb91...", "package": "a2dp.Vol"}],
+                        "review_diff": {
+                            "against": "nothing (first revision)",
+                            "new_clean_hits": ["fb91..."],
+                            "new_malicious_hits": [],
+                            "lost_malicious_hits": [],
+                        },
+                    },
+                },
+                response_only=True,
+                status_codes=["409"],
+            ),
+            OpenApiExample(
+                "Override",
+                value={"override_reason": "matches our own test build only"},
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request: Request, pk: int) -> Response:
-        return super().post(request, pk)
-
-    def call(self, *, signature: Signature, actor: User, reason: str) -> None:
-        services.signature_approve(signature=signature, actor=actor, comment=reason)
+        sig = selectors.signature_get(pk=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.signature_approve(
+            signature=sig,
+            actor=_user(request),
+            comment=data.validated_data["reason"],
+            override_reason=data.validated_data["override_reason"],
+        )
+        return Response(_detail(sig))
 
 
 class SignatureRejectApi(_TransitionApi):

@@ -1,8 +1,9 @@
 """Demo families and signatures, written for this project (not copied from any corpus).
 
 ``seed(users)`` is called by ``manage.py seed_demo``; it is idempotent. Signatures go through
-the real workflow: the demo researcher creates and submits them, the demo reviewer approves
-them, so that the first release has content. Hashes, certificates, domains and short codes
+the real workflow: the demo researcher creates and submits them, a retro-hunt runs them over
+the clean corpus (the gate, run here to the end), the demo reviewer approves them, so that
+the first release has content. Hashes, certificates, domains and short codes
 below are made up (RFC 2606 ``.example`` domains, documentation IP ranges) and match nothing
 real.
 """
@@ -17,6 +18,7 @@ from django.db import transaction
 from engine.kinds import get_kind
 from portal.models import User
 from threats import services
+from threats.gates import run_gate_now
 from threats.models import Family, RevisionState, Signature, Status
 
 FAMILIES: list[dict[str, Any]] = [
@@ -324,6 +326,7 @@ def seed(users: dict[str, User]) -> None:
         if family is None:
             family = services.family_create(actor=researcher, **spec)
         families[spec["name"]] = family
+    waiting: list[Signature] = []
     for family_name, kind, body, tags in SIGNATURES:
         result = get_kind(kind).validate(body)
         if not result.ok:
@@ -343,6 +346,16 @@ def seed(users: dict[str, User]) -> None:
         if sig.status == Status.DRAFT and rev is not None and rev.state == RevisionState.DRAFT:
             services.signature_submit(signature=sig, actor=researcher)
         if sig.current_revision and sig.current_revision.state == RevisionState.IN_REVIEW:
-            services.signature_approve(
-                signature=sig, actor=reviewer, comment="Demo: reviewed and approved."
-            )
+            waiting.append(sig)
+    # the clean-corpus gate: one retro-hunt of every waiting revision, run here to the end
+    ungated = [
+        s.current_revision_id
+        for s in waiting
+        if s.current_revision is not None and s.current_revision.gated_at is None
+    ]
+    if ungated:
+        run_gate_now([i for i in ungated if i is not None])
+    for sig in waiting:
+        services.signature_approve(
+            signature=sig, actor=reviewer, comment="Demo: reviewed and approved."
+        )

@@ -39,6 +39,7 @@ from portal.audit import audit_log, snapshot
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from portal.models import User
 from threats.api import signature_url
+from threats.gates import run_approval_gates
 from threats.models import (
     Category,
     Family,
@@ -358,6 +359,10 @@ def signature_update(
                 revision.body = normalised
                 revision.last_editor = actor
                 revision.min_engine = get_kind(signature.kind).min_engine
+                # the gate spoke about the old body
+                revision.gated_at = None
+                revision.gate_hunt_id = None
+                revision.clean_hits = 0
                 revision.full_clean()
                 revision.save()
             else:  # approved or rejected: a new revision
@@ -486,18 +491,36 @@ def _require_reviewer_of(actor: User, revision: SignatureRevision, verb: str) ->
 
 
 @transaction.atomic
-def signature_approve(*, signature: Signature, actor: User, comment: str = "") -> Signature:
-    """Approve the revision in review: it becomes the deployed revision."""
+def signature_approve(
+    *, signature: Signature, actor: User, comment: str = "", override_reason: str = ""
+) -> Signature:
+    """Approve the revision in review: it becomes the deployed revision.
+
+    The clean-corpus gate (``threats.gates``): the revision must have been retro-hunted over
+    the current clean corpus, and a hit on a clean app refuses the approval unless the
+    reviewer writes ``override_reason`` (audited as ``signature.gate_override`` and shown on
+    the release).
+    """
     signature = _locked(signature)
     revision = _current(signature)
     if revision.state != RevisionState.IN_REVIEW:
         raise ConflictError("Only a revision in review can be approved; submit it first.")
     _require_reviewer_of(actor, revision, "approve")
+    override = (override_reason or "").strip()
+    run_approval_gates(revision, override or None)
+    revision.refresh_from_db()  # a gate may have refreshed the clean hits
+    if revision.gated_at is None:
+        raise ConflictError(
+            f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
+            "run a retro-hunt of it first.",
+            {"gate": "not_gated"},
+        )
     before = _sig_snapshot(signature)
     revision.state = RevisionState.APPROVED
     revision.reviewed_by = actor
     revision.reviewed_at = timezone.now()
     revision.review_comment = comment
+    revision.gate_override_reason = override if revision.clean_hits else ""
     revision.full_clean()
     revision.save()
     signature.deployed_revision = revision
@@ -505,7 +528,85 @@ def signature_approve(*, signature: Signature, actor: User, comment: str = "") -
     signature.status_reason = ""
     signature.save(update_fields=["deployed_revision", "status", "status_reason", "updated_at"])
     _transition(signature=signature, actor=actor, action="approve", reason=comment, before=before)
+    if revision.gate_override_reason:
+        audit_log(
+            actor=actor,
+            action="signature.gate_override",
+            obj=signature,
+            after={"revision": revision.number, "clean_hits": revision.clean_hits},
+            reason=revision.gate_override_reason,
+        )
     return signature
+
+
+# --- the clean-corpus gate and hit statistics (written by the scans app) -----------------
+@dataclass(frozen=True)
+class GateResult:
+    """A finished retro-hunt's verdict on one revision (``body`` as it was hunted)."""
+
+    revision_id: int
+    body: Any
+    clean_hits: int
+
+
+@transaction.atomic
+def revisions_record_gate(*, hunt_id: int, results: Sequence[GateResult]) -> list[int]:
+    """Record that finished hunt ``hunt_id`` covered the clean corpus for these revisions.
+
+    Skipped for a revision whose body changed since it was hunted (a draft edited in place)
+    and for an approved revision that already carries its gate (what it was approved on
+    stays). Returns the ids recorded.
+    """
+    by_id = {r.revision_id: r for r in results}
+    now = timezone.now()
+    recorded: list[int] = []
+    batch: list[SignatureRevision] = []
+    for rev in SignatureRevision.objects.filter(pk__in=list(by_id)).select_for_update():
+        result = by_id[rev.pk]
+        if rev.body != result.body:
+            continue
+        if rev.state == RevisionState.APPROVED and rev.gated_at is not None:
+            continue
+        if rev.gate_hunt_id is not None and rev.gate_hunt_id > hunt_id:
+            continue  # a newer hunt already spoke
+        rev.gated_at = now
+        rev.gate_hunt_id = hunt_id
+        rev.clean_hits = result.clean_hits
+        batch.append(rev)
+        recorded.append(rev.pk)
+    SignatureRevision.objects.bulk_update(
+        batch, ["gated_at", "gate_hunt_id", "clean_hits"], batch_size=500
+    )
+    return recorded
+
+
+def revision_clean_hits_refresh(*, revision: SignatureRevision, clean_hits: int) -> None:
+    """The gate saw a different count of clean hits (samples relabelled since the hunt)."""
+    if revision.clean_hits != clean_hits:
+        SignatureRevision.objects.filter(pk=revision.pk).update(clean_hits=clean_hits)
+
+
+@dataclass(frozen=True)
+class HitStats:
+    malicious: int
+    clean: int
+    unknown: int
+    last_hit_at: Any
+
+
+def signature_stats_record(*, stats: dict[int, HitStats]) -> None:
+    """Store per-signature hit counters (the scans app computes them from its hits table)."""
+    batch: list[Signature] = []
+    for sig in Signature.objects.filter(pk__in=list(stats)).only(
+        "id", "hits_malicious", "hits_clean", "hits_unknown", "last_hit_at"
+    ):
+        s = stats[sig.pk]
+        sig.hits_malicious, sig.hits_clean, sig.hits_unknown = s.malicious, s.clean, s.unknown
+        sig.last_hit_at = s.last_hit_at
+        batch.append(sig)
+    Signature.objects.bulk_update(
+        batch, ["hits_malicious", "hits_clean", "hits_unknown", "last_hit_at"], batch_size=500
+    )
 
 
 def _need_reason(reason: str, what: str) -> str:

@@ -262,7 +262,12 @@ def signature_action_view(request: HttpRequest, pk: int, action: str) -> HttpRes
     reason = request.POST.get("reason", "")
     calls = {
         "submit": lambda: services.signature_submit(signature=sig, actor=user, reason=reason),
-        "approve": lambda: services.signature_approve(signature=sig, actor=user, comment=reason),
+        "approve": lambda: services.signature_approve(
+            signature=sig,
+            actor=user,
+            comment=reason,
+            override_reason=request.POST.get("override_reason", ""),
+        ),
         "reject": lambda: services.signature_reject(signature=sig, actor=user, reason=reason),
         "noisy": lambda: services.signature_mark_noisy(signature=sig, actor=user, reason=reason),
         "disable": lambda: services.signature_disable(signature=sig, actor=user, reason=reason),

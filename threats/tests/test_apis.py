@@ -5,6 +5,7 @@ import secrets
 
 import pytest
 
+from portal.testing import gate
 from threats import services
 from threats.models import Signature, Status
 from threats.tests.factories import make_family
@@ -19,6 +20,14 @@ def sha() -> str:
     return secrets.token_hex(32)
 
 
+def run_hunt_here(hunt_id):
+    from scans.models import RetroHunt
+    from scans.retrohunts import retrohunt_chunk_run
+
+    for chunk_id in RetroHunt.objects.get(pk=hunt_id).chunks.values_list("id", flat=True):
+        retrohunt_chunk_run(chunk_id=chunk_id)
+
+
 def new_draft(author):
     return services.signature_create(
         actor=author, kind="hash", body=sha(), family=make_family(name="Joker")
@@ -26,8 +35,11 @@ def new_draft(author):
 
 
 def new_in_review(author):
+    """Submitted, and through the clean-corpus gate (a real retro-hunt, here of no samples)."""
     sig = new_draft(author)
-    return services.signature_submit(signature=sig, actor=author)
+    services.signature_submit(signature=sig, actor=author)
+    gate(sig)
+    return sig
 
 
 def new_deployed(author, reviewer):
@@ -243,6 +255,12 @@ def test_workflow_over_http_and_history(api, researcher, reviewer):
     )
     pk = created["id"]
     assert api(researcher).post(f"/api/v1/signatures/{pk}/submit/").status_code == 200
+    refused = api(reviewer).post(f"/api/v1/signatures/{pk}/approve/", {}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["extra"]["gate"] == "not_gated"
+    hunted = api(researcher).post("/api/v1/retrohunts/", {"signatures": [pk]}, format="json")
+    assert hunted.status_code == 201
+    run_hunt_here(hunted.json()["id"])
     approved = api(reviewer).post(
         f"/api/v1/signatures/{pk}/approve/", {"reason": "good"}, format="json"
     )
@@ -285,6 +303,7 @@ def test_bulk_answers_which_succeeded(api, researcher, reviewer):
         "succeeded": ids,
         "failed": [{"id": 4242, "message": "No such signature."}],
     }
+    gate(*sigs)
     response = api(reviewer).post(
         "/api/v1/signatures/bulk/", {"ids": ids, "action": "approve"}, format="json"
     )

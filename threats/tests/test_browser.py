@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.models import User
-from portal.testing import PASSWORD
+from portal.testing import PASSWORD, gate
 from threats.models import Signature, Status
 from threats.tests.factories import make_family
 
@@ -57,6 +57,7 @@ def test_researcher_writes_fixes_and_submits_reviewer_approves(
     )
     assert refused.status == 403
     assert refused.json()["message"]
+    gate(sig)  # the clean-corpus gate: a real retro-hunt (of no samples here)
 
     # a reviewer, in their own browser session, approves it
     context = browser.new_context(base_url=live_server.url)

@@ -5,6 +5,7 @@ import secrets
 
 import pytest
 
+from portal.testing import gate
 from threats import services
 from threats.models import Signature, Status
 from threats.tests.factories import make_family
@@ -96,6 +97,7 @@ def test_signature_page_highlights_and_shows_history_and_samples(client, researc
     sha = "ab" * 32
     sig = draft(researcher, kind="yara", body=YARA_OK, linked_samples=[sha])
     services.signature_submit(signature=sig, actor=researcher)
+    gate(sig)
     services.signature_approve(signature=sig, actor=reviewer, comment="fine")
     services.signature_update(
         signature=sig, actor=researcher, body=YARA_OK.replace("sendTextMessage", "abortBroadcast")
@@ -127,6 +129,7 @@ def test_status_actions_follow_the_role_and_four_eyes(client, researcher, review
     assert b"Only a reviewer may approve" in response.content
     sig.refresh_from_db()
     assert sig.status == Status.IN_REVIEW
+    gate(sig)
     response = login(client, reviewer).post(f"{url}approve/", {"reason": "ok"}, follow=True)
     assert b"approve done" in response.content
     sig.refresh_from_db()

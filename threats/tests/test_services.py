@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import AuditEntry
+from portal.testing import gate
 from threats import services
 from threats.models import RevisionState, Signature, SignatureRevision, Status
 from threats.tests.factories import make_family
@@ -22,8 +23,11 @@ def draft(author, body=SHA, kind="hash", **kwargs):
 
 
 def in_review(author, **kwargs):
+    """Submitted, and through the clean-corpus gate (a real retro-hunt, here of no samples)."""
     sig = draft(author, **kwargs)
-    return services.signature_submit(signature=sig, actor=author)
+    services.signature_submit(signature=sig, actor=author)
+    gate(sig)
+    return sig
 
 
 def test_create_normalises_and_names_the_signature(researcher):
@@ -76,6 +80,7 @@ def test_last_editor_cannot_approve(researcher, reviewer, make_user):
     sig = draft(researcher)
     services.signature_update(signature=sig, actor=reviewer, body="b" * 64)
     services.signature_submit(signature=sig, actor=researcher)
+    gate(sig)
     # when that reviewer approves, then it is refused
     with pytest.raises(ForbiddenError):
         services.signature_approve(signature=sig, actor=reviewer)
@@ -118,6 +123,7 @@ def test_full_workflow_writes_an_audit_row_with_reason_per_transition(researcher
     sig.refresh_from_db()
     assert sig.revision_number == 2
     services.signature_submit(signature=sig, actor=researcher)
+    gate(sig)
     services.signature_approve(signature=sig, actor=reviewer, comment="ok")
     services.signature_mark_noisy(signature=sig, actor=reviewer, reason="FP on a game")
     services.signature_disable(signature=sig, actor=reviewer, reason="retired")

@@ -1,0 +1,54 @@
+"""Checks a revision must pass before it is approved, registered by other apps.
+
+The clean-corpus gate needs retro-hunts, which live in the scans app; threats must not import
+scans (dependencies point one way: scans → threats). So threats keeps this small registry and
+calls every gate from ``signature_approve``; the scans app appends its gate in
+``ScansConfig.ready()`` (``scans.gates.clean_corpus_gate``).
+
+A gate is ``gate(revision, override_reason)``: it returns when the revision may be approved
+and raises ``ApplicationError`` (with details in ``extra``) when it may not. ``override_reason``
+is the reviewer's written reason to approve despite clean hits, or None.
+
+``GATE_RUNNERS`` lets code in threats (the demo seed) run a gate hunt to the end without
+importing scans.
+
+Besides the registered gates, ``signature_approve`` itself refuses a revision that was never
+gated (``gated_at`` unset), so that no approval slips through if no gate is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from threats.models import SignatureRevision
+
+ApprovalGate = Callable[[SignatureRevision, str | None], None]
+APPROVAL_GATES: list[ApprovalGate] = []
+# Runs the gate's retro-hunt of these revision ids to the end in this process (the scans app
+# registers ``retrohunt_run_sync``); the demo seed uses it, never a request.
+GateRunner = Callable[[list[int]], object]
+GATE_RUNNERS: list[GateRunner] = []
+
+
+def run_approval_gates(revision: SignatureRevision, override_reason: str | None) -> None:
+    """Call every registered gate; the first refusal propagates."""
+    for gate in APPROVAL_GATES:
+        gate(revision, override_reason)
+
+
+def register(gate: ApprovalGate) -> None:
+    """Add ``gate`` once (``AppConfig.ready`` may run more than once in tests)."""
+    if gate not in APPROVAL_GATES:
+        APPROVAL_GATES.append(gate)
+
+
+def register_runner(runner: GateRunner) -> None:
+    if runner not in GATE_RUNNERS:
+        GATE_RUNNERS.append(runner)
+
+
+def run_gate_now(revision_ids: list[int]) -> None:
+    """Retro-hunt these revisions over the clean corpus now (demo seed); needs a runner."""
+    if not GATE_RUNNERS:
+        raise RuntimeError("no clean-corpus gate runner is registered (is the scans app on?)")
+    GATE_RUNNERS[-1](revision_ids)
