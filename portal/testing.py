@@ -51,3 +51,16 @@ class UserFactory(factory.django.DjangoModelFactory):
         obj.save()
         if extracted:
             user_set_roles(user=obj, roles=extracted, actor=None)
+
+
+def gate(*signatures: Any) -> Any:
+    """Run the clean-corpus gate for these signatures' newest revisions, for real: a retro-hunt
+    over the samples stored now (often none), run here with no worker. Returns the hunt."""
+    from scans.retrohunts import retrohunt_run_sync
+
+    revision_ids = []
+    for sig in signatures:
+        sig.refresh_from_db()
+        assert sig.current_revision_id is not None
+        revision_ids.append(sig.current_revision_id)
+    return retrohunt_run_sync(user=None, revision_ids=revision_ids)

@@ -70,6 +70,27 @@ def _shipping_pins() -> list[pin_codec.Pin]:
     return [(sid, number, status == Status.NOISY) for sid, number, status in rows.iterator(5000)]
 
 
+def _refuse_ungated() -> None:
+    """A release never ships a revision that skipped the clean-corpus gate (docs/retrohunts.md)."""
+    from threats.api import ungated_shipping
+
+    ungated = ungated_shipping()
+    if ungated:
+        names = ", ".join(ref.name for ref in ungated[:10])
+        more = f" and {len(ungated) - 10} more" if len(ungated) > 10 else ""
+        raise ApplicationError(
+            f"{len(ungated)} shipping signature(s) were never retro-hunted over the clean "
+            f"corpus: {names}{more}. Run a retro-hunt of them before publishing.",
+            {
+                "ungated": [
+                    {"id": ref.id, "name": ref.name, "url": ref.url} for ref in ungated[:500]
+                ],
+                "ungated_count": len(ungated),
+            },
+            status_code=409,
+        )
+
+
 def _lock_publishing() -> None:
     """Serialise publishes. SQLite: the IMMEDIATE transaction already holds the write lock."""
     if connection.vendor == "postgresql":
@@ -90,6 +111,7 @@ def release_publish(
         settings.RELEASE_INITIAL_ROLLOUT_PERCENT if rollout_percent is None else rollout_percent
     )
     _check_percent(percent)
+    _refuse_ungated()
     open_repository()  # refuse before taking a number if the feed cannot be written
     with transaction.atomic():
         _lock_publishing()

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from portal.models import User
+from portal.testing import gate
 from releases.repository import init_dev_repository
 from releases.services import device_register
 from releases.tuf_repo import UpdateRepository
@@ -94,6 +95,9 @@ class SignatureMaker:
         sig.current_revision = rev
         sig.deployed_revision = rev
         sig.save(update_fields=["current_revision", "deployed_revision"])
+        # the clean-corpus gate, for real: a retro-hunt of the revision over the stored
+        # samples (publishing refuses a revision that was never gated)
+        gate(sig)
 
     def set_status(self, sig: Signature, status: str) -> None:
         sig.status = status
