@@ -8,7 +8,18 @@ class ScansConfig(AppConfig):
     def ready(self) -> None:
         from portal.dashboard import PROVIDERS
         from scans import tasks  # noqa: F401 - connects the worker_ready recovery hook
+        from scans.gates import clean_corpus_gate
         from scans.selectors import dashboard_panels
+        from threats.gates import register, register_runner
 
         if dashboard_panels not in PROVIDERS:
             PROVIDERS.append(dashboard_panels)
+        # the clean-corpus gate on approvals (threats cannot import scans; see threats/gates.py)
+        register(clean_corpus_gate)
+        register_runner(_run_gate_hunt)
+
+
+def _run_gate_hunt(revision_ids: list[int]) -> object:
+    from scans.retrohunts import retrohunt_run_sync
+
+    return retrohunt_run_sync(user=None, revision_ids=revision_ids)

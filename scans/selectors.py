@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scans.models import Label, Sample, ScanJob, ScanStatus, Verdict
+from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
 from threats.models import Family
 
 
@@ -136,3 +137,120 @@ def dashboard_panels(request: HttpRequest) -> list[dict[str, Any]]:
             "rows": [(name.capitalize(), str(n)) for name, n in verdicts.items()],
         },
     ]
+
+
+# --- retro-hunts ------------------------------------------------------------------------------
+def hunt_get(*, hunt_id: int) -> RetroHunt | None:
+    return RetroHunt.objects.select_related("created_by").filter(pk=hunt_id).first()
+
+
+def hunt_list(*, user: Any = None, mine: bool = False) -> QuerySet[RetroHunt]:
+    qs = RetroHunt.objects.select_related("created_by").defer("records", "rule_body")
+    if mine and user is not None:
+        qs = qs.filter(created_by=user)
+    return qs.order_by("-id")
+
+
+@dataclass(frozen=True)
+class HuntMatchRow:
+    sha256: str
+    package: str
+    name: str
+    label: str  # at match time
+    signature_id: int | None
+    signature_name: str
+    signature_url: str | None
+    evidence: list[str]
+
+
+def hunt_matches(*, hunt: RetroHunt, limit: int = 5000) -> list[HuntMatchRow]:
+    """The hunt's matches, one row per (sample, rule), clean first (what a reviewer fears)."""
+    from threats.api import signature_url
+
+    rows = (
+        HuntMatch.objects.filter(hunt=hunt)
+        .select_related("sample")
+        .only(
+            "label",
+            "signature_id",
+            "name",
+            "evidence",
+            "sample__sha256",
+            "sample__package",
+            "sample__original_name",
+        )
+        .order_by("sample__package", "sample_id", "signature_id")[:limit]
+    )
+    return [
+        HuntMatchRow(
+            sha256=m.sample.sha256,
+            package=m.sample.package,
+            name=m.sample.original_name,
+            label=m.label,
+            signature_id=m.signature_id or None,
+            signature_name=m.name,
+            signature_url=signature_url(m.signature_id) if m.signature_id else None,
+            evidence=list(m.evidence or [])[:3],
+        )
+        for m in rows
+    ]
+
+
+LABEL_ORDER = (Label.CLEAN, Label.MALICIOUS, Label.UNKNOWN)
+
+
+def hunt_matches_by_label(*, hunt: RetroHunt) -> list[tuple[str, list[HuntMatchRow]]]:
+    rows = hunt_matches(hunt=hunt)
+    return [(label, [r for r in rows if r.label == label]) for label in LABEL_ORDER]
+
+
+def _hunt_hits(hunt_id: int | None, revision_id: int, up_to: int) -> dict[str, set[str]]:
+    """{current label: sample sha256s} the revision hit in that hunt (samples id <= up_to)."""
+    out: dict[str, set[str]] = {label: set() for label in Label.values}
+    if hunt_id is None:
+        return out
+    for sha, label in HuntMatch.objects.filter(
+        hunt_id=hunt_id, revision_id=revision_id, sample_id__lte=up_to
+    ).values_list("sample__sha256", "sample__label"):
+        out[label].add(sha)
+    return out
+
+
+def revision_review_diff(revision: Any) -> dict[str, Any]:
+    """What changes if this revision replaces the one shipping (or the previous one): new
+    clean hits, new malicious hits, lost malicious hits, from the two revisions' gate hunts.
+
+    Compared over the samples both hunts covered (ids up to the smaller ``max_sample_id``),
+    so a sample stored after the older hunt is not called "new"; labels are current ones.
+    """
+    from threats.models import SignatureRevision
+
+    sig = revision.signature
+    base = None
+    against = "nothing (first revision)"
+    if sig.deployed_revision_id and sig.deployed_revision_id != revision.pk:
+        base = SignatureRevision.objects.filter(pk=sig.deployed_revision_id).first()
+        against = f"the shipping revision r{base.number}" if base else against
+    elif revision.number > 1:
+        base = SignatureRevision.objects.filter(
+            signature_id=revision.signature_id, number=revision.number - 1
+        ).first()
+        against = f"the previous revision r{base.number}" if base else against
+    hunt_ids = [h for h in (revision.gate_hunt_id, base.gate_hunt_id if base else None) if h]
+    maxima = dict(RetroHunt.objects.filter(pk__in=hunt_ids).values_list("id", "max_sample_id"))
+    up_to = min(maxima.values()) if maxima else 0
+    if base is None or base.gate_hunt_id is None:
+        up_to = maxima.get(revision.gate_hunt_id or 0, 0)
+    now = _hunt_hits(revision.gate_hunt_id, revision.pk, up_to)
+    before = _hunt_hits(base.gate_hunt_id if base else None, base.pk if base else 0, up_to)
+    return {
+        "against": against,
+        "base_revision": base.number if base else None,
+        "base_gated": bool(base and base.gate_hunt_id),
+        "hunt": revision.gate_hunt_id,
+        "base_hunt": base.gate_hunt_id if base else None,
+        "compared_up_to_sample_id": up_to,
+        "new_clean_hits": sorted(now[Label.CLEAN] - before[Label.CLEAN]),
+        "new_malicious_hits": sorted(now[Label.MALICIOUS] - before[Label.MALICIOUS]),
+        "lost_malicious_hits": sorted(before[Label.MALICIOUS] - now[Label.MALICIOUS]),
+    }

@@ -33,7 +33,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 from rest_framework import status
 
@@ -46,7 +46,15 @@ from engine.ruleset import verdict as engine_verdict
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
-from scans.models import FINISHED, Label, Sample, ScanJob, ScanStatus
+from scans.models import (
+    FINISHED,
+    HuntChunk,
+    Label,
+    Sample,
+    ScanJob,
+    ScanStatus,
+    SignatureHit,
+)
 from scans.rulesets import RulesetProvider, compiled, current_ruleset
 from threats.models import Family
 
@@ -85,6 +93,11 @@ def lease() -> timedelta:
 def recover_every_seconds() -> float:
     """How often each scan worker looks for scans whose worker died."""
     return max(1.0, float(settings.SCAN_RECOVER_EVERY_SECONDS))
+
+
+def requeue_after() -> timedelta:
+    """A queued scan or hunt chunk not started after this long is sent to the broker again."""
+    return timedelta(seconds=max(1, int(settings.SCAN_REQUEUE_AFTER_SECONDS)))
 
 
 def worker_id() -> str:
@@ -252,6 +265,12 @@ def _sample_record(
         after = {"label": sample.label, "family": sample.family_id}
         if after != before:
             audit_log(actor=user, action="sample.relabel", obj=sample, before=before, after=after)
+            # its hits now count under another label
+            hit_ids = list(
+                SignatureHit.objects.filter(sample=sample).values_list("signature_id", flat=True)
+            )
+            if hit_ids:
+                transaction.on_commit(lambda: signature_stats_refresh(signature_ids=hit_ids))
     scan = scan_create(sample=sample, user=user)
     return sample, scan, created
 
@@ -281,6 +300,8 @@ def scan_enqueue(*, scan_id: int) -> None:
         scan_sample.apply_async((scan_id,), queue="scans")
     except Exception:  # the row stays queued; a broker outage must not fail the upload
         log.exception("could not send scan %s to the broker", scan_id)
+        return
+    ScanJob.objects.filter(pk=scan_id).update(sent_at=timezone.now())
 
 
 def _pid_dead(pid: int) -> bool:
@@ -296,7 +317,7 @@ def _pid_dead(pid: int) -> bool:
     return False
 
 
-def _holder_lost(scan: ScanJob, *, now: Any, me: str | None) -> bool:
+def _holder_lost(scan: ScanJob | HuntChunk, *, now: Any, me: str | None) -> bool:
     """True when the process that marked ``scan`` running can no longer be running it."""
     if scan.worker and scan.worker == me:
         return True  # this process was interrupted (e.g. a retried DB error) and is back
@@ -462,6 +483,9 @@ def _scan_execute(scan: ScanJob, provider: RulesetProvider) -> None:
     with transaction.atomic():
         scan.save()
         Sample.objects.filter(pk=sample.pk).update(verdict=verdict)
+        hits_record((m.signature_id, sample.pk) for m in matches if m.signature_id)
+    if matches:
+        signature_stats_refresh(signature_ids={m.signature_id for m in matches})
 
 
 # --- features ----------------------------------------------------------------------------------
@@ -515,9 +539,64 @@ def sample_features_load(sample: Sample) -> AppFeatures | None:
     return AppFeatures.from_dict(data)
 
 
+# --- hit statistics ------------------------------------------------------------------------------
+def hits_record(pairs: Iterable[tuple[int, int]]) -> None:
+    """Note that signature X hit sample Y now (statistics count these)."""
+    now = timezone.now()
+    rows = [
+        SignatureHit(signature_id=sig, sample_id=sample, last_hit_at=now)
+        for sig, sample in set(pairs)
+    ]
+    if rows:
+        SignatureHit.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["signature_id", "sample"],
+            update_fields=["last_hit_at"],
+            batch_size=500,
+        )
+
+
+def signature_stats_refresh(*, signature_ids: Iterable[int]) -> None:
+    """Recount hits by the samples' current labels and store them on the signatures."""
+    from threats.services import HitStats, signature_stats_record
+
+    ids = sorted(set(signature_ids))
+    if not ids:
+        return
+    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    last: dict[int, Any] = dict.fromkeys(ids)
+    for start in range(0, len(ids), 900):
+        part = ids[start : start + 900]
+        rows = (
+            SignatureHit.objects.filter(signature_id__in=part)
+            .values("signature_id", "sample__label")
+            .annotate(n=Count("id"), last=Max("last_hit_at"))
+            .order_by()
+        )
+        for row in rows:
+            sid = row["signature_id"]
+            counts[sid][row["sample__label"]] = row["n"]
+            if last[sid] is None or row["last"] > last[sid]:
+                last[sid] = row["last"]
+    signature_stats_record(
+        stats={
+            sid: HitStats(
+                malicious=c.get(Label.MALICIOUS, 0),
+                clean=c.get(Label.CLEAN, 0),
+                unknown=c.get(Label.UNKNOWN, 0),
+                last_hit_at=last[sid],
+            )
+            for sid, c in counts.items()
+        }
+    )
+
+
 # --- recovery ----------------------------------------------------------------------------------
 def scans_recover() -> list[int]:
-    """Re-queue running scans whose worker is gone; returns their ids.
+    """Re-queue running scans whose worker is gone, and send again scans queued for longer
+    than SCAN_REQUEUE_AFTER_SECONDS without being started (the broker was down when they were
+    created, or the message was lost); returns their ids.
 
     Runs when a scan worker starts and then on a timer in every scan worker.
     """
@@ -537,4 +616,13 @@ def scans_recover() -> list[int]:
                 requeued.append(scan.pk)
                 pk = scan.pk
                 transaction.on_commit(lambda pk=pk: scan_enqueue(scan_id=pk))  # type: ignore[misc]
-    return requeued
+    stale = now - requeue_after()
+    never_started = list(
+        ScanJob.objects.filter(status=ScanStatus.QUEUED, queued_at__lt=stale)
+        .exclude(sent_at__gte=stale)
+        .values_list("id", flat=True)[:1000]
+    )
+    for pk in never_started:
+        log.warning("scan %s queued since before %s and never started; sent again", pk, stale)
+        scan_enqueue(scan_id=pk)
+    return requeued + never_started

@@ -1,10 +1,11 @@
 """Celery tasks of the scans app: an interface over scans.services, nothing more.
 
 ``scan_sample`` acks late and is rejected (so re-queued) when its worker process is lost;
-``scan_run`` decides whether there is still work to do. Every worker that consumes the
-``scans`` queue also runs ``scans_recover`` when it starts and then every
-SCAN_RECOVER_EVERY_SECONDS, which re-queues scans whose worker died (the filesystem broker
-loses a fetched message on SIGKILL; see docs/scanning.md).
+``scan_run`` decides whether there is still work to do. ``hunt_chunk`` runs one chunk of a
+retro-hunt the same way (queue ``hunts``); workers on ``hunts`` run ``hunts_recover``.
+Every worker that consumes the ``scans`` queue also runs ``scans_recover`` when it starts
+and then every SCAN_RECOVER_EVERY_SECONDS, which re-queues scans whose worker died (the
+filesystem broker loses a fetched message on SIGKILL; see docs/scanning.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from scans import services
+from scans import retrohunts, services
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,24 @@ def scan_sample(scan_id: int) -> None:
     services.scan_run(scan_id=scan_id)
 
 
+@shared_task(
+    name="scans.hunt_chunk",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
+def hunt_chunk(self: Any, chunk_id: int) -> None:
+    """One chunk of a retro-hunt (queue ``hunts``); records which worker ran it."""
+    retrohunts.retrohunt_chunk_run(chunk_id=chunk_id, worker_name=str(self.request.hostname or ""))
+
+
 @shared_task(name="scans.recover", ignore_result=True)
 def scans_recover() -> int:
     return len(services.scans_recover())
@@ -47,19 +66,32 @@ def _recover_safely() -> None:
     try:
         ids = services.scans_recover()
         if ids:
-            log.warning("re-queued scans whose worker was lost: %s", ids)
+            log.warning("re-queued scans whose worker was lost or that never started: %s", ids)
     except Exception:  # recovery must never take the worker down
         log.exception("scan recovery failed")
 
 
+def _recover_hunts_safely() -> None:
+    try:
+        ids = retrohunts.hunts_recover()
+        if ids:
+            log.warning("re-sent hunt chunks (worker lost or never started): %s", ids)
+    except Exception:  # recovery must never take the worker down
+        log.exception("hunt recovery failed")
+
+
 @worker_ready.connect
 def _start_recovery(sender: Any = None, **kwargs: Any) -> None:
-    """In a worker that consumes ``scans``: recover now, then on the consumer's timer."""
+    """In a worker that consumes ``scans`` / ``hunts``: recover now, then on a timer."""
     from portal.celery import app
 
-    if "scans" not in app.amqp.queues.consume_from:
-        return
-    _recover_safely()
+    consumes = app.amqp.queues.consume_from
     timer = getattr(sender, "timer", None)
-    if timer is not None:
-        timer.call_repeatedly(services.recover_every_seconds(), _recover_safely)
+    if "scans" in consumes:
+        _recover_safely()
+        if timer is not None:
+            timer.call_repeatedly(services.recover_every_seconds(), _recover_safely)
+    if "hunts" in consumes:
+        _recover_hunts_safely()
+        if timer is not None:
+            timer.call_repeatedly(retrohunts.recover_every_seconds(), _recover_hunts_safely)

@@ -1,21 +1,31 @@
-"""Pages of the scans app: samples, a sample, upload, scans, a scan (live while it runs)."""
+"""Pages of the scans app: samples, a sample, upload, scans, a scan (live while it runs),
+retro-hunts (a progress bar that moves while the hunt runs, matches grouped by label)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from portal.exceptions import ApplicationError
 from portal.htmx import is_htmx
+from portal.models import User
 from scans.android_permissions import protection_level
 from scans.models import Label, ScanStatus, Verdict
+from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
 from scans.selectors import (
     families,
+    hunt_get,
+    hunt_list,
+    hunt_matches_by_label,
     sample_get,
     sample_list,
     sample_scans,
@@ -123,3 +133,72 @@ def scan_detail_view(request: HttpRequest, scan_id: int) -> HttpResponse:
     # htmx polls the status part while the scan runs; the part stops polling once finished
     template = "scans/_scan_status.html" if is_htmx(request) else "scans/scan_detail.html"
     return render(request, template, context)
+
+
+# --- retro-hunts -------------------------------------------------------------------------------
+def _parse_rule_body(kind: str, text: str) -> Any:
+    """What the editor's text means (as the threats editor reads it)."""
+    if kind == "yara":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
+
+
+@permission_required("scans.view_retrohunt", raise_exception=True)
+def retrohunt_list_view(request: HttpRequest) -> HttpResponse:
+    """The hunts, newest first; POST starts one (from a signature page or the editor)."""
+    if request.method == "POST":
+        if not request.user.has_perm("scans.add_retrohunt"):
+            raise PermissionDenied
+        user = request.user
+        assert isinstance(user, User)
+        ids = [int(i) for i in request.POST.getlist("signatures") if i.isdigit()]
+        rule = None
+        if not ids:
+            kind = request.POST.get("kind", "")
+            rule = {"kind": kind, "body": _parse_rule_body(kind, request.POST.get("body", ""))}
+        try:
+            hunt = retrohunt_create(user=user, signature_ids=ids or None, rule=rule)
+        except ApplicationError as exc:
+            messages.error(request, f"The retro-hunt was not started: {exc.message}")
+            back = request.POST.get("next", "")
+            return redirect(back if back.startswith("/") else "scans:retrohunt-list")
+        return redirect("scans:retrohunt-detail", hunt_id=hunt.pk)
+    page = Paginator(hunt_list(), 50).get_page(request.GET.get("page"))
+    return render(request, "scans/retrohunt_list.html", {"page": page})
+
+
+@require_GET
+@permission_required("scans.view_retrohunt", raise_exception=True)
+def retrohunt_detail_view(request: HttpRequest, hunt_id: int) -> HttpResponse:
+    hunt = hunt_get(hunt_id=hunt_id)
+    if hunt is None:
+        raise Http404("No such retro-hunt.")
+    context = {
+        "hunt": hunt,
+        "eta": eta_seconds(hunt),
+        "groups": hunt_matches_by_label(hunt=hunt),
+        "can_cancel": request.user.has_perm("scans.change_retrohunt") and not hunt.is_done,
+    }
+    # htmx polls the status part while the hunt runs; the part stops polling once it is done
+    template = "scans/_retrohunt_status.html" if is_htmx(request) else "scans/retrohunt_detail.html"
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("scans.change_retrohunt", raise_exception=True)
+def retrohunt_cancel_view(request: HttpRequest, hunt_id: int) -> HttpResponse:
+    hunt = hunt_get(hunt_id=hunt_id)
+    if hunt is None:
+        raise Http404("No such retro-hunt.")
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        retrohunt_cancel(hunt=hunt, user=user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Retro-hunt #{hunt.pk} cancelled.")
+    return redirect("scans:retrohunt-detail", hunt_id=hunt.pk)

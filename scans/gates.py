@@ -1,0 +1,107 @@
+"""The clean-corpus gate, registered into ``threats.gates.APPROVAL_GATES`` by ScansConfig.
+
+A revision may be approved only when (docs/retrohunts.md):
+
+1. a retro-hunt of exactly this body has finished (``revision.gate_hunt_id``, recorded when
+   the hunt finished, and the body the hunt snapshotted equals the revision's body);
+2. that hunt covered the *current* clean corpus: it covered every sample with
+   ``id <= max_sample_id``, so no clean sample may have a larger id (one added, or uploaded,
+   after the hunt started). A sample relabelled clean later has a smaller id and was covered;
+3. it hit no sample labelled clean *now*, unless the reviewer gives an override reason.
+
+A refusal is an ApplicationError whose ``extra`` holds the gate verdict, the clean hits and
+the review difference (``scans.selectors.revision_review_diff``) so the API and the review
+page can show what the reviewer must weigh.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.exceptions import ApplicationError, ConflictError
+from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
+from threats.models import SignatureRevision
+
+MAX_LISTED = 50
+
+
+def gate_hunt(revision: SignatureRevision) -> RetroHunt | None:
+    """The finished hunt that gated this body, if any."""
+    if revision.gate_hunt_id is None:
+        return None
+    hunt = RetroHunt.objects.filter(pk=revision.gate_hunt_id, status=HuntStatus.FINISHED).first()
+    if hunt is None:
+        return None
+    hunted = next((r for r in hunt.records if r.get("revision_id") == revision.pk), None)
+    if hunted is None or hunted["body"] != revision.body:
+        return None
+    return hunt
+
+
+def clean_hit_samples(hunt: RetroHunt, revision: SignatureRevision) -> list[dict[str, Any]]:
+    rows = (
+        HuntMatch.objects.filter(hunt=hunt, revision_id=revision.pk, sample__label=Label.CLEAN)
+        .values("sample__sha256", "sample__package", "sample__original_name")
+        .order_by("sample__package", "sample__sha256")
+    )
+    return [
+        {
+            "sha256": r["sample__sha256"],
+            "package": r["sample__package"],
+            "name": r["sample__original_name"],
+            "url": f"/samples/{r['sample__sha256']}/",
+        }
+        for r in rows
+    ]
+
+
+def gate_state(revision: SignatureRevision) -> dict[str, Any]:
+    """The gate verdict as data (pages show it; ``clean_corpus_gate`` enforces it)."""
+    hunt = gate_hunt(revision)
+    if hunt is None:
+        return {"gate": "not_gated", "hunt": None, "clean_hits": [], "clean_added": 0}
+    added = Sample.objects.filter(label=Label.CLEAN, id__gt=hunt.max_sample_id).count()
+    hits = clean_hit_samples(hunt, revision)
+    if added:
+        verdict = "stale"
+    elif hits:
+        verdict = "clean_hits"
+    else:
+        verdict = "passed"
+    return {"gate": verdict, "hunt": hunt.pk, "clean_hits": hits, "clean_added": added}
+
+
+def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> None:
+    from scans.selectors import revision_review_diff
+    from threats.services import revision_clean_hits_refresh
+
+    state = gate_state(revision)
+    if state["gate"] == "not_gated":
+        raise ConflictError(
+            f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
+            "run a retro-hunt of it first.",
+            {"gate": "not_gated"},
+        )
+    if state["gate"] == "stale":
+        raise ConflictError(
+            f"{state['clean_added']} clean sample(s) were added after retro-hunt "
+            f"#{state['hunt']} started; run a new retro-hunt of revision {revision.number}.",
+            {"gate": "stale", "hunt": state["hunt"], "clean_added": state["clean_added"]},
+        )
+    hits = state["clean_hits"]
+    revision_clean_hits_refresh(revision=revision, clean_hits=len(hits))
+    if hits and not override_reason:
+        names = ", ".join(h["package"] or h["sha256"][:12] for h in hits[:5])
+        more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+        raise ApplicationError(
+            f"Revision {revision.number} hits {len(hits)} clean app(s) ({names}{more}); "
+            "approve only with an override reason.",
+            {
+                "gate": "clean_hits",
+                "hunt": state["hunt"],
+                "clean_hits": hits[:MAX_LISTED],
+                "clean_hit_count": len(hits),
+                "review_diff": revision_review_diff(revision),
+            },
+            status_code=409,
+        )

@@ -1,0 +1,617 @@
+"""Write paths of retro-hunts: run signature revisions (or an unsaved rule) over every sample.
+
+- ``retrohunt_create``: snapshot the rules, fix the samples covered (``id <= max_sample_id``),
+  split them into chunks of RETROHUNT_CHUNK_SIZE and send each chunk to queue ``hunts`` after
+  the transaction commits, so several workers share one hunt.
+- ``retrohunt_chunk_run``: the body of the chunk task. Idempotent: a chunk is claimed with a
+  compare-and-swap; a finished chunk is left alone; a chunk whose worker died is taken over
+  (the scans rules, ``scans.services._holder_lost``); the chunk's matches are replaced, never
+  added twice, and the hunt's counters move with ``F()`` in the same transaction as the
+  chunk's ``done`` mark. A cancelled hunt's remaining chunks do nothing.
+- ``retrohunt_cancel``; ``retrohunt_run_sync`` (the demo and tests: every chunk in this
+  process); ``hunts_recover`` (chunks whose worker died, or that never reached the broker).
+- When the last chunk is done the hunt is ``finished``: the gate is recorded on each hunted
+  revision through ``threats.services.revisions_record_gate`` and the signatures' hit
+  statistics are refreshed.
+
+Kinds that need no bytes (hash, package_cert, behavior, indicator) run on stored features:
+the summary in ``Sample.features`` when the hunt has no behaviour rule, else the full features
+from storage (loaded once per sample). A sample never analysed, or analysed by an older
+ENGINE_VERSION, is analysed again first and its stored features refreshed. YARA rules read
+the stored file (downloaded to a temp file when storage is not local).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from engine import ENGINE_VERSION
+from engine.analyze import analyze_with_content
+from engine.errors import AnalysisError
+from engine.features import AppFeatures, Match, RuleRecord
+from engine.kinds import REGISTRY, UnknownKind, get_kind
+from engine.ruleset import Ruleset, compile_ruleset
+from engine.ruleset import match as engine_match
+from portal.audit import audit_log
+from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
+from portal.models import User
+from scans.models import (
+    ChunkStatus,
+    HuntChunk,
+    HuntMatch,
+    HuntStatus,
+    Label,
+    RetroHunt,
+    Sample,
+)
+from scans.services import (
+    MAX_ATTEMPTS,
+    ScanError,
+    _holder_lost,
+    _local_path,
+    _sample_store_features,
+    hits_record,
+    requeue_after,
+    sample_features_load,
+    signature_stats_refresh,
+    worker_id,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_HUNT_SIGNATURES = 10_000
+UNSAVED_NAME = "unsaved {kind} rule"
+# how often (in samples) a running chunk checks whether its hunt was cancelled
+_CANCEL_CHECK_EVERY = 10
+
+
+def chunk_size() -> int:
+    return max(1, int(settings.RETROHUNT_CHUNK_SIZE))
+
+
+def recover_every_seconds() -> float:
+    return max(1.0, float(settings.RETROHUNT_RECOVER_EVERY_SECONDS))
+
+
+def _test_delay_seconds() -> float:
+    """Test-only: sleep per sample so a test can watch progress move (0 in production)."""
+    return max(0.0, float(settings.RETROHUNT_TEST_DELAY_SECONDS))
+
+
+# --- creating ------------------------------------------------------------------------------------
+def _record_dict(record: RuleRecord, revision_id: int | None) -> dict[str, Any]:
+    return {
+        "revision_id": revision_id,
+        "id": record.id,
+        "revision": record.revision,
+        "name": record.name,
+        "kind": record.kind,
+        "body": record.body,
+        "severity": record.severity,
+        "noisy": record.noisy,
+        "min_engine": record.min_engine,
+    }
+
+
+def hunt_records(hunt: RetroHunt) -> list[RuleRecord]:
+    return [RuleRecord(**{k: v for k, v in r.items() if k != "revision_id"}) for r in hunt.records]
+
+
+def _unsaved_record(rule: dict[str, Any]) -> RuleRecord:
+    kind = str(rule.get("kind") or "")
+    if "body" not in rule:
+        raise ApplicationError("An unsaved rule needs a body.", {"fields": {"rule": ["body"]}})
+    try:
+        kind_obj = get_kind(kind)
+    except UnknownKind:
+        raise ApplicationError(
+            f"Unknown signature kind {kind!r}.", {"kinds": list(REGISTRY)}
+        ) from None
+    result = kind_obj.validate(rule["body"])
+    if result.errors:
+        raise ApplicationError(
+            f"The {kind} rule is not valid: {result.errors[0]}",
+            {
+                "errors": [
+                    {"message": i.message, "line": i.line, "column": i.column}
+                    for i in result.errors
+                ]
+            },
+        )
+    return RuleRecord(
+        id=0,
+        revision=0,
+        name=UNSAVED_NAME.format(kind=kind),
+        kind=kind,
+        body=result.body,
+        severity="malicious",
+        min_engine=kind_obj.min_engine,
+    )
+
+
+def _revision_records(
+    *, signature_ids: Sequence[int] | None, revision_ids: Sequence[int] | None
+) -> list[tuple[RuleRecord, int]]:
+    from threats.api import current_revision_ids, invalid_signature_ids, records_by_revision
+
+    rev_ids: list[int] = [int(i) for i in revision_ids or ()]
+    if signature_ids:
+        wanted = list(dict.fromkeys(int(i) for i in signature_ids))
+        bad = invalid_signature_ids(wanted)
+        if bad:
+            raise ApplicationError(
+                "Invalid signatures do not compile on this engine and cannot be hunted: "
+                + ", ".join(f"#{i}" for i in bad),
+                {"invalid": bad},
+            )
+        current = current_revision_ids(wanted)
+        missing = [i for i in wanted if i not in current]
+        if missing:
+            raise ApplicationError(
+                "No such signature: " + ", ".join(f"#{i}" for i in missing), {"missing": missing}
+            )
+        rev_ids += [current[i] for i in wanted]
+    rev_ids = list(dict.fromkeys(rev_ids))
+    if len(rev_ids) > MAX_HUNT_SIGNATURES:
+        raise ApplicationError(f"At most {MAX_HUNT_SIGNATURES} signatures per retro-hunt.")
+    records = records_by_revision(rev_ids)
+    missing_revs = [i for i in rev_ids if i not in records]
+    if missing_revs:
+        raise ApplicationError(
+            "No such signature revision: " + ", ".join(map(str, missing_revs)),
+            {"missing_revisions": missing_revs},
+        )
+    return [(records[i], i) for i in rev_ids]
+
+
+def retrohunt_create(
+    *,
+    user: User | None,
+    signature_ids: Sequence[int] | None = None,
+    revision_ids: Sequence[int] | None = None,
+    rule: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> RetroHunt:
+    """A queued hunt of signatures' current revisions (or given revisions), or of one unsaved
+    rule, over every sample stored now; its chunks go to queue ``hunts`` after commit."""
+    if user is not None and not user.has_perm("scans.add_retrohunt"):
+        raise ForbiddenError("Your role does not allow starting retro-hunts.")
+    saved = bool(signature_ids) or bool(revision_ids)
+    if saved == bool(rule):
+        raise ApplicationError(
+            'Give either "signatures" (a list of signature ids) or "rule" ({"kind", "body"}).',
+            {"fields": {"signatures": ["one of signatures or rule"]}},
+        )
+    if rule:
+        pairs: list[tuple[RuleRecord, int | None]] = [(_unsaved_record(rule), None)]
+    else:
+        pairs = list(_revision_records(signature_ids=signature_ids, revision_ids=revision_ids))
+    ruleset = compile_ruleset(r for r, _ in pairs)
+    if ruleset.errors and len(ruleset.errors) == len(pairs):
+        raise ApplicationError(
+            f"Nothing to hunt: {ruleset.errors[0].message}",
+            {"errors": [{"name": e.name, "message": e.message} for e in ruleset.errors]},
+        )
+    hunt = _hunt_save(user=user, pairs=pairs, rule=rule, enqueue=enqueue)
+    if ruleset.errors:
+        RetroHunt.objects.filter(pk=hunt.pk).update(
+            error="; ".join(f"{e.name}: {e.message}" for e in ruleset.errors)[:2000]
+        )
+        hunt.refresh_from_db()
+    return hunt
+
+
+@transaction.atomic
+def _hunt_save(
+    *,
+    user: User | None,
+    pairs: list[tuple[RuleRecord, int | None]],
+    rule: dict[str, Any] | None,
+    enqueue: bool,
+) -> RetroHunt:
+    ids = list(Sample.objects.order_by("id").values_list("id", flat=True))
+    max_id = ids[-1] if ids else 0
+    hunt = RetroHunt(
+        created_by=user,
+        revision_ids=[rid for _, rid in pairs if rid is not None],
+        rule_kind=str(rule["kind"]) if rule else "",
+        rule_body=pairs[0][0].body if rule else None,
+        records=[_record_dict(r, rid) for r, rid in pairs],
+        max_sample_id=max_id,
+        clean_count=Sample.objects.filter(id__lte=max_id, label=Label.CLEAN).count(),
+        total=len(ids),
+    )
+    size = chunk_size()
+    groups = [ids[i : i + size] for i in range(0, len(ids), size)]
+    hunt.chunks_total = len(groups)
+    hunt.full_clean()
+    hunt.save()
+    HuntChunk.objects.bulk_create(
+        HuntChunk(hunt=hunt, index=n, first_id=group[0], last_id=group[-1], sample_count=len(group))
+        for n, group in enumerate(groups)
+    )
+    audit_log(
+        actor=user,
+        action="retrohunt.create",
+        obj=hunt,
+        after={
+            "rules": [r.name for r, _ in pairs][:50],
+            "samples": len(ids),
+            "chunks": len(groups),
+        },
+    )
+    if not groups:  # nothing stored yet: the hunt is trivially complete
+        hunt.status = HuntStatus.FINISHED
+        hunt.started_at = hunt.finished_at = timezone.now()
+        hunt.save(update_fields=["status", "started_at", "finished_at"])
+        _hunt_finished(hunt)
+    elif enqueue:
+        chunk_ids = list(hunt.chunks.values_list("id", flat=True))
+        transaction.on_commit(lambda: chunks_enqueue(chunk_ids=chunk_ids))
+    return hunt
+
+
+def chunks_enqueue(*, chunk_ids: Iterable[int]) -> None:
+    """Send chunk tasks to queue ``hunts``; a broker outage leaves them queued for recovery."""
+    from scans.tasks import hunt_chunk
+
+    sent: list[int] = []
+    for chunk_id in chunk_ids:
+        try:
+            hunt_chunk.apply_async((chunk_id,), queue="hunts")
+        except Exception:
+            log.exception("could not send hunt chunk %s to the broker", chunk_id)
+            break  # the broker is down: the recovery pass sends the rest later
+        sent.append(chunk_id)
+    if sent:
+        HuntChunk.objects.filter(pk__in=sent).update(sent_at=timezone.now())
+
+
+# --- cancelling ----------------------------------------------------------------------------------
+@transaction.atomic
+def retrohunt_cancel(*, hunt: RetroHunt, user: User) -> RetroHunt:
+    """Stop a queued or running hunt; chunks not yet started will do nothing."""
+    if not user.has_perm("scans.change_retrohunt"):
+        raise ForbiddenError("Your role does not allow cancelling retro-hunts.")
+    if user.pk != hunt.created_by_id and not user.has_perm("threats.review_signature"):
+        raise ForbiddenError("Only whoever started a retro-hunt (or a reviewer) cancels it.")
+    moved = RetroHunt.objects.filter(
+        pk=hunt.pk, status__in=(HuntStatus.QUEUED, HuntStatus.RUNNING)
+    ).update(status=HuntStatus.CANCELLED, finished_at=timezone.now())
+    hunt.refresh_from_db()
+    if not moved:
+        raise ConflictError(f"This retro-hunt is already {hunt.get_status_display().lower()}.")
+    HuntChunk.objects.filter(hunt=hunt, status=ChunkStatus.QUEUED).update(
+        status=ChunkStatus.CANCELLED
+    )
+    audit_log(actor=user, action="retrohunt.cancel", obj=hunt)
+    return hunt
+
+
+# --- running a chunk -----------------------------------------------------------------------------
+_cache_lock = threading.Lock()
+# keyed by (id, created_at): ids alone can repeat after a rolled-back transaction (tests)
+_ruleset_cache: OrderedDict[tuple[int, str], Ruleset] = OrderedDict()
+_RULESET_CACHE_SIZE = 2
+
+
+def hunt_ruleset(hunt: RetroHunt) -> Ruleset:
+    """The hunt's compiled rules, compiled once per worker process (by hunt id)."""
+    key = (hunt.pk, hunt.created_at.isoformat())
+    with _cache_lock:
+        ruleset = _ruleset_cache.get(key)
+        if ruleset is not None:
+            _ruleset_cache.move_to_end(key)
+            return ruleset
+    ruleset = compile_ruleset(hunt_records(hunt))
+    with _cache_lock:
+        _ruleset_cache[key] = ruleset
+        while len(_ruleset_cache) > _RULESET_CACHE_SIZE:
+            _ruleset_cache.popitem(last=False)
+    return ruleset
+
+
+def ruleset_cache_clear() -> None:
+    with _cache_lock:
+        _ruleset_cache.clear()
+
+
+def _chunk_claim(chunk_id: int, worker_name: str) -> HuntChunk | None:
+    now = timezone.now()
+    me = worker_id()
+    with transaction.atomic():
+        chunk = HuntChunk.objects.select_related("hunt").filter(pk=chunk_id).first()
+        if chunk is None:
+            return None
+        if chunk.status in (ChunkStatus.DONE, ChunkStatus.CANCELLED, ChunkStatus.FAILED):
+            return None
+        if chunk.hunt.is_done:
+            HuntChunk.objects.filter(pk=chunk.pk, status=chunk.status).update(
+                status=ChunkStatus.CANCELLED
+            )
+            return None
+        if chunk.status == ChunkStatus.RUNNING and not _holder_lost(chunk, now=now, me=me):
+            return None
+        if chunk.attempts >= MAX_ATTEMPTS:
+            reason = (
+                f"chunk {chunk.index} was interrupted {chunk.attempts} times (its worker was "
+                "lost or timed out each time)"
+            )
+            HuntChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, error=reason)
+            RetroHunt.objects.filter(
+                pk=chunk.hunt_id, status__in=(HuntStatus.QUEUED, HuntStatus.RUNNING)
+            ).update(status=HuntStatus.FAILED, error=reason, finished_at=now)
+            return None
+        claimed = HuntChunk.objects.filter(
+            pk=chunk.pk, status=chunk.status, attempts=chunk.attempts
+        ).update(
+            status=ChunkStatus.RUNNING,
+            started_at=now,
+            attempts=F("attempts") + 1,
+            worker=me,
+            worker_name=worker_name[:255],
+            error="",
+        )
+        if claimed:
+            RetroHunt.objects.filter(pk=chunk.hunt_id, status=HuntStatus.QUEUED).update(
+                status=HuntStatus.RUNNING, started_at=now
+            )
+    if not claimed:
+        return None
+    chunk.refresh_from_db()
+    return chunk
+
+
+def _hunt_status(hunt_id: int) -> str:
+    return RetroHunt.objects.filter(pk=hunt_id).values_list("status", flat=True).first() or ""
+
+
+def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
+    """Stored features of the current engine (the summary suffices without behaviour rules)."""
+    if sample.features_engine_version != ENGINE_VERSION or not sample.features_file:
+        return None
+    if full:
+        return sample_features_load(sample)
+    return AppFeatures.from_dict(sample.features) if sample.features else None
+
+
+def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
+    """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
+    needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
+    features = None if needs_bytes else _features_for(sample, full=bool(ruleset.behavior_index))
+    if features is not None:
+        return engine_match(features, ruleset)
+    with _local_path(sample.file.name) as path:
+        features, content = analyze_with_content(path)
+        if features.sha256 != sample.sha256:
+            raise ScanError("the stored file does not match the sample's SHA-256")
+        try:
+            matches = engine_match(features, ruleset, content if needs_bytes else None)
+        except Exception as exc:
+            if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
+                raise ScanError("YARA matching timed out on this file") from exc
+            raise
+    # analysed again (never before, an older engine, or for YARA): keep the features fresh
+    _sample_store_features(sample, features)
+    return matches
+
+
+def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | None:
+    """Run one chunk to the end (see the module docstring); None if there was nothing to do."""
+    chunk = _chunk_claim(chunk_id, worker_name)
+    if chunk is None:
+        return None
+    hunt = chunk.hunt
+    me = chunk.worker
+    try:
+        ruleset = hunt_ruleset(hunt)
+        delay = _test_delay_seconds()
+        samples = (
+            Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
+            .only(
+                "id",
+                "sha256",
+                "file",
+                "size",
+                "label",
+                "features",
+                "features_file",
+                "features_engine_version",
+                "package",
+                "app_label",
+            )
+            .order_by("id")
+        )
+        found: list[HuntMatch] = []
+        errors = 0
+        size = 0
+        for n, sample in enumerate(samples):
+            if (
+                n
+                and n % _CANCEL_CHECK_EVERY == 0
+                and _hunt_status(hunt.pk)
+                in (
+                    HuntStatus.CANCELLED,
+                    HuntStatus.FAILED,
+                )
+            ):
+                HuntChunk.objects.filter(pk=chunk.pk, worker=me).update(
+                    status=ChunkStatus.CANCELLED, finished_at=timezone.now()
+                )
+                return chunk
+            if delay:
+                time.sleep(delay)
+            size += sample.size
+            try:
+                matches = _match_sample(sample, ruleset)
+            except (AnalysisError, ScanError) as exc:
+                errors += 1
+                log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)
+                continue
+            found += _hunt_matches(hunt, sample, matches)
+    except SoftTimeLimitExceeded:
+        _chunk_fail(chunk, f"chunk {chunk.index} took longer than the time limit")
+        return chunk
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries and takes the chunk over (same worker id)
+    except Exception as exc:
+        log.exception("hunt %s chunk %s: unexpected error", hunt.pk, chunk.index)
+        _chunk_fail(chunk, f"internal error in chunk {chunk.index}: {type(exc).__name__}")
+        return chunk
+    _chunk_commit(chunk, found, errors=errors, size=size)
+    return chunk
+
+
+def _hunt_matches(hunt: RetroHunt, sample: Sample, matches: list[Match]) -> list[HuntMatch]:
+    by_key = {(r["id"], r["revision"]): r.get("revision_id") for r in hunt.records}
+    return [
+        HuntMatch(
+            hunt=hunt,
+            sample=sample,
+            signature_id=m.signature_id,
+            revision_id=by_key.get((m.signature_id, m.revision)),
+            revision_number=m.revision,
+            name=m.name[:255],
+            kind=m.kind,
+            label=sample.label,
+            evidence=list(m.evidence),
+        )
+        for m in matches
+    ]
+
+
+def _chunk_fail(chunk: HuntChunk, reason: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        HuntChunk.objects.filter(pk=chunk.pk).update(
+            status=ChunkStatus.FAILED, error=reason, finished_at=now
+        )
+        RetroHunt.objects.filter(
+            pk=chunk.hunt_id, status__in=(HuntStatus.QUEUED, HuntStatus.RUNNING)
+        ).update(status=HuntStatus.FAILED, error=reason, finished_at=now)
+
+
+def _chunk_commit(chunk: HuntChunk, found: list[HuntMatch], *, errors: int, size: int) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        done = HuntChunk.objects.filter(
+            pk=chunk.pk, status=ChunkStatus.RUNNING, worker=chunk.worker, attempts=chunk.attempts
+        ).update(status=ChunkStatus.DONE, finished_at=now, scanned=chunk.sample_count)
+        if not done:
+            return  # taken over meanwhile: the other run records its own results
+        HuntMatch.objects.filter(
+            hunt_id=chunk.hunt_id, sample_id__gte=chunk.first_id, sample_id__lte=chunk.last_id
+        ).delete()
+        HuntMatch.objects.bulk_create(found, batch_size=500)
+        RetroHunt.objects.filter(pk=chunk.hunt_id).update(
+            scanned=F("scanned") + chunk.sample_count,
+            errors=F("errors") + errors,
+            bytes_scanned=F("bytes_scanned") + size,
+            match_count=F("match_count") + len(found),
+            chunks_done=F("chunks_done") + 1,
+        )
+        hits_record((m.signature_id, m.sample_id) for m in found if m.signature_id)
+        finished = RetroHunt.objects.filter(
+            pk=chunk.hunt_id, status=HuntStatus.RUNNING, chunks_done__gte=F("chunks_total")
+        ).update(status=HuntStatus.FINISHED, finished_at=now)
+    if finished:
+        _hunt_finished(RetroHunt.objects.get(pk=chunk.hunt_id))
+
+
+def _hunt_finished(hunt: RetroHunt) -> None:
+    """Record the gate on each hunted revision and refresh the hunted signatures' stats."""
+    from threats.services import GateResult, revisions_record_gate
+
+    rev_ids = [r["revision_id"] for r in hunt.records if r.get("revision_id")]
+    if not rev_ids:
+        return
+    clean = dict(
+        HuntMatch.objects.filter(hunt=hunt, revision_id__in=rev_ids, sample__label=Label.CLEAN)
+        .values_list("revision_id")
+        .annotate(n=Count("sample_id", distinct=True))
+        .values_list("revision_id", "n")
+    )
+    results = [
+        GateResult(
+            revision_id=r["revision_id"], body=r["body"], clean_hits=clean.get(r["revision_id"], 0)
+        )
+        for r in hunt.records
+        if r.get("revision_id")
+    ]
+    revisions_record_gate(hunt_id=hunt.pk, results=results)
+    signature_stats_refresh(signature_ids={r["id"] for r in hunt.records if r["id"]})
+
+
+# --- running a whole hunt here (demo, tests, gating feeds) --------------------------------------
+def retrohunt_run_sync(
+    *,
+    user: User | None,
+    signature_ids: Sequence[int] | None = None,
+    revision_ids: Sequence[int] | None = None,
+    rule: dict[str, Any] | None = None,
+) -> RetroHunt:
+    """Create a hunt and run every chunk in this process (no broker, no worker)."""
+    hunt = retrohunt_create(
+        user=user,
+        signature_ids=signature_ids,
+        revision_ids=revision_ids,
+        rule=rule,
+        enqueue=False,
+    )
+    for chunk_id in hunt.chunks.order_by("index").values_list("id", flat=True):
+        retrohunt_chunk_run(chunk_id=chunk_id, worker_name="sync")
+    hunt.refresh_from_db()
+    return hunt
+
+
+# --- recovery ------------------------------------------------------------------------------------
+def hunts_recover() -> list[int]:
+    """Re-send chunks whose worker is gone, and chunks queued long ago but never started
+    (their first send may have failed). Returns the chunk ids sent again."""
+    now = timezone.now()
+    resend: list[int] = []
+    for chunk in HuntChunk.objects.filter(status=ChunkStatus.RUNNING).only(
+        "id", "status", "worker", "started_at", "attempts"
+    ):
+        if not _holder_lost(chunk, now=now, me=None):
+            continue
+        moved = HuntChunk.objects.filter(
+            pk=chunk.pk, status=ChunkStatus.RUNNING, attempts=chunk.attempts, worker=chunk.worker
+        ).update(status=ChunkStatus.QUEUED, worker="")
+        if moved:
+            log.warning("hunt chunk %s: worker %s is gone; re-queued", chunk.pk, chunk.worker)
+            resend.append(chunk.pk)
+    HuntChunk.objects.filter(
+        status=ChunkStatus.QUEUED,
+        hunt__status__in=(HuntStatus.CANCELLED, HuntStatus.FAILED, HuntStatus.FINISHED),
+    ).update(status=ChunkStatus.CANCELLED)
+    stale = now - requeue_after()
+    resend += list(
+        HuntChunk.objects.filter(status=ChunkStatus.QUEUED, queued_at__lt=stale)
+        .exclude(sent_at__gte=stale)
+        .values_list("id", flat=True)
+    )
+    if resend:
+        chunks_enqueue(chunk_ids=resend)
+    return resend
+
+
+def eta_seconds(hunt: RetroHunt, *, now: Any = None) -> int | None:
+    """Seconds left at the rate so far; None before the first chunk is done or when done."""
+    if hunt.is_done or not hunt.started_at or not hunt.scanned or hunt.total <= hunt.scanned:
+        return 0 if hunt.status == HuntStatus.FINISHED else None
+    elapsed = ((now or timezone.now()) - hunt.started_at) / timedelta(seconds=1)
+    rate = hunt.scanned / max(elapsed, 1e-3)
+    return round((hunt.total - hunt.scanned) / rate)
