@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -10,13 +12,22 @@ class ScansConfig(AppConfig):
         from scans import tasks  # noqa: F401 - connects the worker_ready recovery hook
         from scans.gates import clean_corpus_gate
         from scans.selectors import dashboard_panels
-        from threats.gates import register, register_runner
+        from threats.gates import register, register_runner, register_submit_hook
 
         if dashboard_panels not in PROVIDERS:
             PROVIDERS.append(dashboard_panels)
         # the clean-corpus gate on approvals (threats cannot import scans; see threats/gates.py)
         register(clean_corpus_gate)
         register_runner(_run_gate_hunt)
+        register_submit_hook(gate_hunt_on_submit)
+
+
+def gate_hunt_on_submit(*, revision_id: int, actor: Any) -> object:
+    """A submitted revision's gate hunt, on queue ``hunts`` (threats calls this after commit)."""
+    from scans.retrohunts import retrohunt_create
+
+    user = actor if actor is not None and actor.has_perm("scans.add_retrohunt") else None
+    return retrohunt_create(user=user, revision_ids=[revision_id])
 
 
 def _run_gate_hunt(revision_ids: list[int]) -> object:

@@ -154,13 +154,18 @@ def retrohunt_list_view(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         user = request.user
         assert isinstance(user, User)
+        # a signature page posts the revision it shows ("revisions"), the API-like form posts
+        # signature ids ("signatures"), the editor posts its unsaved rule ("kind", "body")
         ids = [int(i) for i in request.POST.getlist("signatures") if i.isdigit()]
+        rev_ids = [int(i) for i in request.POST.getlist("revisions") if i.isdigit()]
         rule = None
-        if not ids:
+        if not ids and not rev_ids:
             kind = request.POST.get("kind", "")
             rule = {"kind": kind, "body": _parse_rule_body(kind, request.POST.get("body", ""))}
         try:
-            hunt = retrohunt_create(user=user, signature_ids=ids or None, rule=rule)
+            hunt = retrohunt_create(
+                user=user, signature_ids=ids or None, revision_ids=rev_ids or None, rule=rule
+            )
         except ApplicationError as exc:
             messages.error(request, f"The retro-hunt was not started: {exc.message}")
             back = request.POST.get("next", "")

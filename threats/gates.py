@@ -12,15 +12,24 @@ is the reviewer's written reason to approve despite clean hits, or None.
 ``GATE_RUNNERS`` lets code in threats (the demo seed) run a gate hunt to the end without
 importing scans.
 
+``SUBMIT_HOOKS`` run after a revision is submitted for review (once the transaction commits):
+the scans app registers one that starts the revision's gate hunt on queue ``hunts``, so the
+reviewer usually finds the revision gated already. A hook's failure is logged and never undoes
+the submission (the reviewer can still start the hunt from the signature page).
+
 Besides the registered gates, ``signature_approve`` itself refuses a revision that was never
 gated (``gated_at`` unset), so that no approval slips through if no gate is registered.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from threats.models import SignatureRevision
+
+log = logging.getLogger(__name__)
 
 ApprovalGate = Callable[[SignatureRevision, str | None], None]
 APPROVAL_GATES: list[ApprovalGate] = []
@@ -28,6 +37,11 @@ APPROVAL_GATES: list[ApprovalGate] = []
 # registers ``retrohunt_run_sync``); the demo seed uses it, never a request.
 GateRunner = Callable[[list[int]], object]
 GATE_RUNNERS: list[GateRunner] = []
+
+
+# Called as hook(revision_id=..., actor=...) after a submission commits.
+SubmitHook = Callable[..., Any]
+SUBMIT_HOOKS: list[SubmitHook] = []
 
 
 def run_approval_gates(revision: SignatureRevision, override_reason: str | None) -> None:
@@ -52,3 +66,17 @@ def run_gate_now(revision_ids: list[int]) -> None:
     if not GATE_RUNNERS:
         raise RuntimeError("no clean-corpus gate runner is registered (is the scans app on?)")
     GATE_RUNNERS[-1](revision_ids)
+
+
+def register_submit_hook(hook: SubmitHook) -> None:
+    if hook not in SUBMIT_HOOKS:
+        SUBMIT_HOOKS.append(hook)
+
+
+def run_submit_hooks(*, revision_id: int, actor: Any) -> None:
+    """Call every submit hook; one failing is logged, the others still run."""
+    for hook in list(SUBMIT_HOOKS):
+        try:
+            hook(revision_id=revision_id, actor=actor)
+        except Exception:
+            log.exception("submit hook %r failed for revision %s", hook, revision_id)

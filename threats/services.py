@@ -39,7 +39,7 @@ from portal.audit import audit_log, snapshot
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from portal.models import User
 from threats.api import signature_url
-from threats.gates import run_approval_gates
+from threats.gates import run_approval_gates, run_submit_hooks
 from threats.models import (
     Category,
     Family,
@@ -478,6 +478,9 @@ def signature_submit(*, signature: Signature, actor: User, reason: str = "") -> 
         signature.status = Status.IN_REVIEW
         signature.save(update_fields=["status", "updated_at"])
     _transition(signature=signature, actor=actor, action="submit", reason=reason, before=before)
+    # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
+    revision_id = revision.pk
+    transaction.on_commit(lambda: run_submit_hooks(revision_id=revision_id, actor=actor))
     return signature
 
 
