@@ -246,6 +246,14 @@ RETROHUNT_RECOVER_EVERY_SECONDS = env.float("RETROHUNT_RECOVER_EVERY_SECONDS", d
 # Test-only: each sample of a hunt chunk sleeps this long, so a test can watch progress move.
 RETROHUNT_TEST_DELAY_SECONDS = env.float("RETROHUNT_TEST_DELAY_SECONDS", default=0.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Which queue each task goes to, in one place. Publishing tasks need the TUF keys, so they
+# run only where a worker consumes `publish`.
+CELERY_TASK_ROUTES = {
+    "scans.scan_sample": {"queue": "scans"},
+    "scans.hunt_chunk": {"queue": "hunts"},
+    "releases.build_release": {"queue": "publish"},
+    "releases.refresh_timestamp": {"queue": "publish"},
+}
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_QUEUES_NAMES = ["default", "scans", "hunts", "publish"]

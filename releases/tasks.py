@@ -14,7 +14,6 @@ _WAIT_FOR_EARLIER_TRIES = 30
 @shared_task(
     bind=True,
     name="releases.build_release",
-    queue="publish",
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=_WAIT_FOR_EARLIER_TRIES,
@@ -32,7 +31,7 @@ def build_release(self: object, number: int) -> str:
     return release_build(number=number).state
 
 
-@shared_task(name="releases.refresh_timestamp", queue="publish")
+@shared_task(name="releases.refresh_timestamp")
 def refresh_timestamp() -> int | None:
     return timestamp_refresh()
 
