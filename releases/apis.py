@@ -174,6 +174,17 @@ _DIFF_ENTRY = inline_serializer(
         "url": serializers.CharField(),
         "approved_by": serializers.CharField(allow_null=True),
         "approved_at": serializers.DateTimeField(allow_null=True),
+        # only on added/changed entries approved although the gate hunt hit clean apps
+        "gate_override": inline_serializer(
+            "ReleaseGateOverride",
+            {
+                "reason": serializers.CharField(),
+                "clean_hits": serializers.IntegerField(),
+                "hunt": serializers.IntegerField(allow_null=True),
+            },
+            required=False,
+            help_text="present when the revision was approved with an override of clean hits",
+        ),
     },
 )
 

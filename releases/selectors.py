@@ -87,12 +87,32 @@ def release_diff(release: Release) -> dict[str, Any]:
             **info.get((sid, number), {}),
         }
 
+    added = [entry(p) for p in change.added]
+    changed = [{"before": entry(old), "after": entry(new)} for old, new in change.changed]
+    _add_gate_overrides([*added, *(c["after"] for c in changed)])
     return {
         "base": previous.number if previous is not None else None,
-        "added": [entry(p) for p in change.added],
+        "added": added,
         "removed": [entry(p) for p in change.removed],
-        "changed": [{"before": entry(old), "after": entry(new)} for old, new in change.changed],
+        "changed": changed,
     }
+
+
+def _add_gate_overrides(entries: list[dict[str, Any]]) -> None:
+    """Add ``gate_override`` {reason, clean_hits, hunt} to each entry whose revision was
+    approved although its gate hunt hit clean apps (the reviewer's reason is shown with the
+    release)."""
+    from threats.api import gate_facts
+
+    facts = gate_facts((e["signature_id"], e["revision"]) for e in entries)
+    for e in entries:
+        fact = facts.get((e["signature_id"], e["revision"]))
+        if fact is not None and fact.override_reason:
+            e["gate_override"] = {
+                "reason": fact.override_reason,
+                "clean_hits": fact.clean_hits,
+                "hunt": fact.gate_hunt_id,
+            }
 
 
 def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:

@@ -10,9 +10,15 @@ class ScansConfig(AppConfig):
     def ready(self) -> None:
         from portal.dashboard import PROVIDERS
         from scans import tasks  # noqa: F401 - connects the worker_ready recovery hook
-        from scans.gates import clean_corpus_gate
+        from scans.gates import clean_corpus_gate, gate_detail, gate_states
         from scans.selectors import dashboard_panels
-        from threats.gates import register, register_runner, register_submit_hook
+        from threats.gates import (
+            GateView,
+            register,
+            register_gate_view,
+            register_runner,
+            register_submit_hook,
+        )
 
         if dashboard_panels not in PROVIDERS:
             PROVIDERS.append(dashboard_panels)
@@ -20,6 +26,7 @@ class ScansConfig(AppConfig):
         register(clean_corpus_gate)
         register_runner(_run_gate_hunt)
         register_submit_hook(gate_hunt_on_submit)
+        register_gate_view(GateView(states=gate_states, detail=gate_detail))
 
 
 def gate_hunt_on_submit(*, revision_id: int, actor: Any) -> object:

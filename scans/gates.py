@@ -16,7 +16,10 @@ page can show what the reviewer must weigh.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from django.db.models import Max
 
 from portal.exceptions import ApplicationError, ConflictError
 from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
@@ -105,3 +108,63 @@ def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) 
             },
             status_code=409,
         )
+
+
+# --- what pages show (registered as threats.gates.GATE_VIEWS) -------------------------------
+def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
+    """{revision id: not_gated | stale | clean_hits | passed} in two queries, for lists.
+
+    Like ``gate_state`` but from the stored clean-hit count (the detail page recounts by
+    current label) and without comparing the hunted body (editing a draft clears its gate).
+    """
+    hunt_ids = {r.gate_hunt_id for r in revisions if r.gate_hunt_id is not None}
+    covered = dict(
+        RetroHunt.objects.filter(pk__in=hunt_ids, status=HuntStatus.FINISHED).values_list(
+            "id", "max_sample_id"
+        )
+    )
+    newest_clean = (
+        Sample.objects.filter(label=Label.CLEAN).aggregate(m=Max("id"))["m"] if covered else None
+    ) or 0
+    out: dict[int, str] = {}
+    for r in revisions:
+        if r.gate_hunt_id not in covered:
+            out[r.pk] = "not_gated"
+        elif newest_clean > covered[r.gate_hunt_id]:
+            out[r.pk] = "stale"
+        else:
+            out[r.pk] = "clean_hits" if r.clean_hits else "passed"
+    return out
+
+
+def _sample_links(sha256s: set[str]) -> dict[str, dict[str, str]]:
+    rows = Sample.objects.filter(sha256__in=sha256s).values_list(
+        "sha256", "package", "original_name"
+    )
+    return {
+        sha: {"sha256": sha, "package": package, "name": name, "url": f"/samples/{sha}/"}
+        for sha, package, name in rows
+    }
+
+
+def gate_detail(revision: SignatureRevision) -> dict[str, Any]:
+    """The gate of one revision as the review page shows it: verdict, hunt, clean hits, and
+    the difference against the shipping (or previous) revision with links to the samples."""
+    from scans.selectors import revision_review_diff
+
+    state = gate_state(revision)
+    diff = revision_review_diff(revision) if state["hunt"] else None
+    if diff is not None:
+        keys = ("new_clean_hits", "new_malicious_hits", "lost_malicious_hits")
+        links = _sample_links({sha for k in keys for sha in diff[k]})
+        for key in keys:
+            diff[key] = [
+                links.get(sha, {"sha256": sha, "url": f"/samples/{sha}/"}) for sha in diff[key]
+            ]
+    return {
+        **state,
+        "clean_hit_count": len(state["clean_hits"]),
+        "clean_hits": state["clean_hits"][:MAX_LISTED],
+        "hunt_url": f"/retrohunts/{state['hunt']}/" if state["hunt"] else None,
+        "review_diff": diff,
+    }

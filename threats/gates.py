@@ -17,6 +17,11 @@ the scans app registers one that starts the revision's gate hunt on queue ``hunt
 reviewer usually finds the revision gated already. A hook's failure is logged and never undoes
 the submission (the reviewer can still start the hunt from the signature page).
 
+``GATE_VIEWS`` lets pages in threats show the gate without importing scans: a provider gives
+the verdict of many revisions at once (``not_gated`` | ``stale`` | ``clean_hits`` | ``passed``,
+for lists: a fixed number of queries) and the details of one (its hunt, the clean hits, the
+review difference against the shipping or previous revision).
+
 Besides the registered gates, ``signature_approve`` itself refuses a revision that was never
 gated (``gated_at`` unset), so that no approval slips through if no gate is registered.
 """
@@ -24,7 +29,8 @@ gated (``gated_at`` unset), so that no approval slips through if no gate is regi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from threats.models import SignatureRevision
@@ -80,3 +86,35 @@ def run_submit_hooks(*, revision_id: int, actor: Any) -> None:
             hook(revision_id=revision_id, actor=actor)
         except Exception:
             log.exception("submit hook %r failed for revision %s", hook, revision_id)
+
+
+# --- showing the gate on pages --------------------------------------------------------------
+@dataclass(frozen=True)
+class GateView:
+    # {revision id: verdict} for many revisions, in a fixed number of queries
+    states: Callable[[Sequence[SignatureRevision]], dict[int, str]]
+    # everything the review page shows about one revision's gate
+    detail: Callable[[SignatureRevision], dict[str, Any]]
+
+
+GATE_VIEWS: list[GateView] = []
+
+
+def register_gate_view(view: GateView) -> None:
+    if view not in GATE_VIEWS:
+        GATE_VIEWS.append(view)
+
+
+def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
+    """The gate verdict of each revision; from the revision's own fields (never ``stale``)
+    when no provider is registered."""
+    if GATE_VIEWS:
+        return GATE_VIEWS[-1].states(revisions)
+    return {
+        r.pk: "not_gated" if r.gated_at is None else "clean_hits" if r.clean_hits else "passed"
+        for r in revisions
+    }
+
+
+def gate_detail(revision: SignatureRevision) -> dict[str, Any] | None:
+    return GATE_VIEWS[-1].detail(revision) if GATE_VIEWS else None

@@ -57,10 +57,24 @@ class SignatureFilter(django_filters.FilterSet):
     review = django_filters.BooleanFilter(
         method="_review", help_text="true: only signatures whose newest revision is in review"
     )
+    clean_hits = django_filters.BooleanFilter(
+        method="_clean_hits",
+        help_text="true: only signatures that hit samples labelled clean (candidates for noisy)",
+    )
 
     class Meta:
         model = Signature
-        fields = ["kind", "status", "severity", "family", "author", "tag", "q", "review"]
+        fields = [
+            "kind",
+            "status",
+            "severity",
+            "family",
+            "author",
+            "tag",
+            "q",
+            "review",
+            "clean_hits",
+        ]
 
     def _family(self, qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signature]:
         value = value.strip()
@@ -84,6 +98,19 @@ class SignatureFilter(django_filters.FilterSet):
             return qs
         in_review = Q(current_revision__state=RevisionState.IN_REVIEW)
         return qs.filter(in_review) if value else qs.exclude(in_review)
+
+    def _clean_hits(
+        self, qs: QuerySet[Signature], name: str, value: bool | None
+    ) -> QuerySet[Signature]:
+        if value is None:
+            return qs
+        return qs.filter(hits_clean__gt=0) if value else qs.filter(hits_clean=0)
+
+
+def with_clean_hits(qs: QuerySet[Signature]) -> QuerySet[Signature]:
+    """Signatures that hit clean samples (stored counters), or whose newest revision's gate
+    hunt did: what a reviewer looks at first and may mark noisy."""
+    return qs.filter(Q(hits_clean__gt=0) | Q(current_revision__clean_hits__gt=0))
 
 
 def signature_queryset() -> QuerySet[Signature]:

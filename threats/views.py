@@ -29,7 +29,7 @@ from engine.kinds.base import Issue
 from portal.exceptions import ApplicationError, NotFoundError
 from portal.htmx import is_htmx
 from portal.models import User
-from threats import selectors, services
+from threats import gates, selectors, services
 from threats.models import Category, Family, RevisionState, Severity, Signature, Status
 
 PAGE_SIZE = 50
@@ -147,22 +147,42 @@ def signature_bulk_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def review_queue_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    queue = selectors.review_queue(user=user)
+    everyone = selectors.review_queue(user=user)
+    clean_only = request.GET.get("clean_hits", "") in ("1", "true", "on")
+    queue = selectors.with_clean_hits(everyone) if clean_only else everyone
     page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
+    _with_gate_states(page)
+    actions = ["approve", "reject"]
+    if user.has_perm("threats.moderate_signature"):
+        actions.append("noisy")
     return render(
         request,
         "threats/review_queue.html",
         {
             "page": page,
-            "query": "",
-            "bulk_actions": ["approve", "reject"],
-            "own_waiting": selectors.review_queue().count() - queue.count(),
+            "query": "clean_hits=1" if clean_only else "",
+            "clean_only": clean_only,
+            "with_clean_hits": selectors.with_clean_hits(everyone).count(),
+            "show_gate": True,
+            "bulk_actions": actions,
+            "own_waiting": selectors.review_queue().count() - everyone.count(),
         },
     )
 
 
+def _with_gate_states(page: Any) -> None:
+    """Set ``gate_state`` on each signature of the page (a fixed number of queries)."""
+    page.object_list = list(page.object_list)
+    revisions = [s.current_revision for s in page.object_list if s.current_revision]
+    states = gates.gate_states(revisions)
+    for sig in page.object_list:
+        sig.gate_state = states.get(sig.current_revision_id, "not_gated")
+
+
 # --- one signature ---------------------------------------------------------------------------
-def _actions(user: User, sig: Signature) -> list[dict[str, Any]]:
+def _actions(
+    user: User, sig: Signature, gate: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The status actions this viewer may take now (the services check again)."""
     rev = sig.current_revision
     if rev is None:
@@ -181,7 +201,9 @@ def _actions(user: User, sig: Signature) -> list[dict[str, Any]]:
     four_eyes = user.pk not in (rev.author_id, rev.last_editor_id)
     reviewing = user.has_perm("threats.review_signature") and rev.state == RevisionState.IN_REVIEW
     if reviewing and four_eyes:
-        out.append({"name": "approve", "label": "Approve", "reason": False})
+        # the override field appears when clean hits block the approval (the gate decides)
+        override = gate is not None and gate["gate"] == "clean_hits"
+        out.append({"name": "approve", "label": "Approve", "reason": False, "override": override})
         out.append({"name": "reject", "label": "Reject", "reason": True})
     if user.has_perm("threats.moderate_signature"):
         if sig.status == Status.DEPLOYED:
@@ -215,15 +237,17 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         and sig.deployed_revision_id is None
         and (user.pk == sig.author_id or user.is_superuser or "admin" in _roles(user))
     )
+    gate = gates.gate_detail(rev) if rev is not None and sig.status != Status.INVALID else None
     return render(
         request,
         "threats/signature_detail.html",
         {
+            "gate": gate,
             "signature": sig,
             "revision": rev,
             "body_html": highlighted(sig.kind, body),
             "history": [{"entry": h, "diff_html": _diff_html(h.diff)} for h in history],
-            "actions": _actions(user, sig),
+            "actions": _actions(user, sig, gate),
             "may_edit": may_edit,
             "may_delete": may_delete,
             "tags": [t.name for t in sig.tags.all()],
