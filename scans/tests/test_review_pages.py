@@ -65,7 +65,7 @@ def update_repo(settings, tmp_path: Path, monkeypatch):
 
 
 def test_the_signature_page_shows_each_gate_state(researcher, reviewer, samples, corpus) -> None:
-    clean, malicious = samples
+    _clean, malicious = samples
     sig = _signature(researcher, malicious.sha256)
     services.signature_submit(signature=sig, actor=researcher)
     page = _client(reviewer)
