@@ -31,7 +31,7 @@ from engine.errors import AnalysisError
 from engine.features import AppContent, AppFeatures, DexFile, Indicators, MethodRef, TamperFlag
 from engine.indicators import extract
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "analyze", "analyze_with_content"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "analyze", "analyze_with_content", "read_content"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,83 @@ def analyze_with_content(
         raise AnalysisError(
             f"the file could not be analysed (unexpected {type(exc).__name__}: {exc})"
         ) from exc
+
+
+def read_content(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> AppContent:
+    """Only the bytes yara rules scan (the binary manifest and every DEX, inflated), for a
+    file whose features are already known: no hashing, DEX tables, signing block, manifest
+    parsing or indicators. Same entries and limits as ``analyze_with_content`` (an XAPK gives
+    its base part's manifest and every part's DEX); AnalysisError for what it would refuse."""
+    p = os.fspath(path)
+    try:
+        return _read_content_file(p, limits, nested=False)
+    except AnalysisError:
+        raise
+    except OSError as exc:
+        raise AnalysisError(f"cannot read the file: {exc.strerror or exc}") from exc
+    except MemoryError as exc:
+        raise AnalysisError("refused: analysing this file needs too much memory") from exc
+    except Exception as exc:  # a parser bug must not take the worker down
+        log.debug("unexpected error reading %s", p, exc_info=True)
+        raise AnalysisError(
+            f"the file could not be read (unexpected {type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read_content_file(path: str, limits: Limits, *, nested: bool) -> AppContent:
+    size = os.path.getsize(path)
+    if size == 0:
+        raise AnalysisError("the file is empty (0 bytes)")
+    if size > limits.max_file_size:
+        raise AnalysisError(f"the file is {size} bytes, over the {limits.max_file_size}-byte limit")
+    with open(path, "rb") as fh:
+        arc = open_archive(fh, size, limits)
+        if not arc.entries:
+            raise AnalysisError("the ZIP archive is empty: there is no app in it")
+        manifest_entry = arc.get("AndroidManifest.xml")
+        if manifest_entry is None:
+            if not nested and _looks_like_xapk(arc):
+                return _read_xapk_content(path, arc, limits)
+            raise AnalysisError("not an APK: the archive has no AndroidManifest.xml")
+        manifest = arc.read(manifest_entry, limits.max_manifest_size)
+        dex: list[tuple[str, bytes]] = []
+        for entry in arc.entries:
+            if entry.is_dir or entry.data_offset < 0:
+                continue
+            if _STANDARD_DEX.match(entry.name) is None and not is_dex(arc.peek(entry, 8)):
+                continue
+            dex.append((entry.name, arc.read(entry, limits.max_dex_size)))
+    return AppContent(path=path, manifest=manifest, dex=tuple(dex))
+
+
+def _read_xapk_content(path: str, arc: Archive, limits: Limits) -> AppContent:
+    meta = _xapk_meta(arc)
+    apk_entries = [e for e in arc.entries if e.name.endswith(".apk") and not e.is_dir]
+    if len(apk_entries) > _MAX_XAPK_PARTS:
+        raise AnalysisError(
+            f"the XAPK holds {len(apk_entries)} APKs, over the {_MAX_XAPK_PARTS} limit"
+        )
+    base_name = _xapk_base_name(meta, apk_entries)
+    parts: list[tuple[str, AppContent]] = []
+    with tempfile.TemporaryDirectory(prefix="engine-xapk-") as tmp:
+        for i, entry in enumerate(apk_entries):
+            target = Path(tmp) / f"part{i}.apk"  # never a name from the archive on disk
+            data = arc.read(entry, limits.max_nested_apk_size)
+            target.write_bytes(data)
+            del data
+            try:
+                parts.append((entry.name, _read_content_file(str(target), limits, nested=True)))
+            except AnalysisError:
+                continue
+            finally:
+                target.unlink(missing_ok=True)
+    if not parts:
+        raise AnalysisError("the XAPK holds no APK that could be analysed")
+    base = next((c for name, c in parts if name == base_name), None)
+    if base is None:
+        base = next((c for _, c in parts if c.dex), parts[0][1])
+    dex = tuple((f"{name}!{d}", b) for name, c in parts for d, b in c.dex)
+    return AppContent(path=path, manifest=base.manifest, dex=dex)
 
 
 @dataclass(slots=True)

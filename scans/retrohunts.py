@@ -18,7 +18,9 @@ Kinds that need no bytes (hash, package_cert, behavior, indicator) run on stored
 the summary in ``Sample.features`` when the hunt has no behaviour rule, else the full features
 from storage (loaded once per sample). A sample never analysed, or analysed by an older
 ENGINE_VERSION, is analysed again first and its stored features refreshed. YARA rules read
-the stored file (downloaded to a temp file when storage is not local).
+the stored file (downloaded to a temp file when storage is not local): with current stored
+features only its manifest and DEX bytes (``engine.analyze.read_content``, several times
+cheaper than analysis), else it is analysed in full and its features stored.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from engine import ENGINE_VERSION
-from engine.analyze import analyze_with_content
+from engine.analyze import analyze_with_content, read_content
 from engine.errors import AnalysisError
-from engine.features import AppFeatures, Match, RuleRecord
+from engine.features import AppContent, AppFeatures, Match, RuleRecord
 from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.ruleset import Ruleset, compile_ruleset
 from engine.ruleset import match as engine_match
@@ -390,22 +392,31 @@ def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
 def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
     """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
     needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
-    features = None if needs_bytes else _features_for(sample, full=bool(ruleset.behavior_index))
-    if features is not None:
+    features = _features_for(sample, full=bool(ruleset.behavior_index))
+    if features is not None and not needs_bytes:
         return engine_match(features, ruleset)
+    if features is not None:
+        # stored features give the yara ``android`` facts; only the bytes are read (the
+        # manifest and the DEX entries inflated: docs/retrohunts.md, "Measured")
+        with _local_path(sample.file.name) as path:
+            return _yara_match(features, ruleset, read_content(path))
     with _local_path(sample.file.name) as path:
         features, content = analyze_with_content(path)
         if features.sha256 != sample.sha256:
             raise ScanError("the stored file does not match the sample's SHA-256")
-        try:
-            matches = engine_match(features, ruleset, content if needs_bytes else None)
-        except Exception as exc:
-            if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
-                raise ScanError("YARA matching timed out on this file") from exc
-            raise
+        matches = _yara_match(features, ruleset, content if needs_bytes else None)
     # analysed again (never before, an older engine, or for YARA): keep the features fresh
     _sample_store_features(sample, features)
     return matches
+
+
+def _yara_match(features: AppFeatures, ruleset: Ruleset, content: AppContent | None) -> list[Match]:
+    try:
+        return engine_match(features, ruleset, content)
+    except Exception as exc:
+        if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
+            raise ScanError("YARA matching timed out on this file") from exc
+        raise
 
 
 def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | None:

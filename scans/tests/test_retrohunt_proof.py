@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.analyze import analyze_with_content
 from portal.models import AuditEntry
 from scans.models import HuntMatch, HuntStatus, Label, Sample
 from scans.retrohunts import retrohunt_run_sync
@@ -92,6 +93,29 @@ def test_android_meterpreter_hits_clean_corpus_apps_and_is_blocked_at_approval(
     clean_hits = len(measured)
     assert clean_hits == 10
     assert HuntMatch.objects.filter(hunt=hunt, label=Label.CLEAN).count() == clean_hits
+
+    # ... and hunting again (features now stored: only the manifest and DEX bytes are read;
+    # just the two files that are no apps, so have no features, are analysed again) finds
+    # exactly the same
+    import scans.retrohunts
+
+    analysed: list[str] = []
+
+    def counted(path, **kwargs):
+        analysed.append(str(path))
+        return analyze_with_content(path, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scans.retrohunts, "analyze_with_content", counted)
+        again = retrohunt_run_sync(user=researcher, signature_ids=[sig.pk])
+    assert len(analysed) == hunt.errors == 2
+    assert (again.scanned, again.errors) == (hunt.scanned, hunt.errors)
+
+    def found(h):
+        rows = HuntMatch.objects.filter(hunt=h).values_list("sample__sha256", "evidence")
+        return {(sha, tuple(ev)) for sha, ev in rows}
+
+    assert found(again) == found(hunt)
 
     # ... and approval is refused with the gate's verdict and the clean hits
     url = f"/api/v1/signatures/{sig.pk}/approve/"
