@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -132,9 +131,7 @@ def test_rollout_and_halt_are_audited_and_checked(update_repo, signatures, revie
     assert release_rollout(number=1, percent=25, by=reviewer).rollout_percent == 25
     assert release_halt(number=1, by=reviewer, reason="false positives").halted
     entry = AuditEntry.objects.get(action="release.rollout")
-    assert json.dumps(entry.changes) == json.dumps(
-        {"rollout_percent": {"before": 100, "after": 25}}
-    )
+    assert entry.changes == {"rollout_percent": {"before": 100, "after": 25}}
     assert AuditEntry.objects.filter(action="release.halt").exists()
     assert current_ruleset().release is None  # a halted release is no scan's ruleset
 
