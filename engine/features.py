@@ -8,6 +8,8 @@ format (scan results keep ``AppFeatures.to_dict()`` as JSON), so rename with car
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -141,37 +143,52 @@ class Match:
     evidence: tuple[str, ...] = ()  # for people: what matched where
 
 
-def _from_dict(cls: Any, data: Any) -> Any:
-    """Rebuild nested frozen dataclasses from ``dataclasses.asdict`` output (lists → tuples)."""
+@functools.cache
+def _field_hints(cls: Any) -> tuple[tuple[str, Any], ...]:
+    """(field name, resolved type) per field: ``get_type_hints`` evaluates every annotation
+    string, which cost more than the rest of ``from_dict`` (retro-hunts decode a summary per
+    sample), so it runs once per class."""
     import typing
 
     hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def _from_dict(cls: Any, data: Any) -> Any:
+    """Rebuild nested frozen dataclasses from ``dataclasses.asdict`` output (lists → tuples)."""
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
+    for name, hint in _field_hints(cls):
+        if name not in data:
             continue
-        kwargs[f.name] = _convert(hints[f.name], data[f.name])
+        kwargs[name] = _converter(hint)(data[name])
     return cls(**kwargs)
 
 
-def _convert(hint: Any, value: Any) -> Any:
+def _same(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """The function that turns a JSON value into ``hint`` (None stays None), built once per
+    type: nested dataclasses from dicts, tuples from lists, the first type of an Optional."""
+    import types
     import typing
 
-    if value is None:
-        return None
+    if dataclasses.is_dataclass(hint):
+        return lambda v: _from_dict(hint, v) if isinstance(v, dict) else v
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return _from_dict(hint, value)
     if origin is tuple:
-        inner = args[0] if args else Any
-        return tuple(_convert(inner, v) for v in value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = _converter(args[0] if args else Any)
+        if inner is _same:
+            return lambda v: None if v is None else tuple(v)
+        return lambda v: None if v is None else tuple(inner(x) for x in v)
+    if origin in (typing.Union, types.UnionType):
         for arg in args:
-            if arg is type(None):
-                continue
-            return _convert(arg, value)
-    return value
+            if arg is not type(None):
+                return _converter(arg)
+    return _same
 
 
 @dataclass(frozen=True, slots=True)

@@ -428,6 +428,7 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
     me = chunk.worker
     try:
         ruleset = hunt_ruleset(hunt)
+        by_key = _revision_ids(hunt)
         delay = _test_delay_seconds()
         samples = (
             Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
@@ -471,7 +472,7 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
                 errors += 1
                 log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)
                 continue
-            found += _hunt_matches(hunt, sample, matches)
+            found += _hunt_matches(hunt, sample, matches, by_key)
     except SoftTimeLimitExceeded:
         _chunk_fail(chunk, f"chunk {chunk.index} took longer than the time limit")
         return chunk
@@ -485,8 +486,19 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
     return chunk
 
 
-def _hunt_matches(hunt: RetroHunt, sample: Sample, matches: list[Match]) -> list[HuntMatch]:
-    by_key = {(r["id"], r["revision"]): r.get("revision_id") for r in hunt.records}
+def _revision_ids(hunt: RetroHunt) -> dict[tuple[int, int], int | None]:
+    """(signature id, revision number) → revision id, for the hunt's records."""
+    return {(r["id"], r["revision"]): r.get("revision_id") for r in hunt.records}
+
+
+def _hunt_matches(
+    hunt: RetroHunt,
+    sample: Sample,
+    matches: list[Match],
+    by_key: dict[tuple[int, int], int | None],
+) -> list[HuntMatch]:
+    if not matches:
+        return []
     return [
         HuntMatch(
             hunt=hunt,
