@@ -49,6 +49,10 @@ _CD = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LH = struct.Struct("<4sHHHHHIIIHH")
 _ZIP64_EXTRA = 0x0001
 _TRAVERSAL = re.compile(r"(^|[/\\])\.\.([/\\]|$)")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# peeks (``Archive.peek``) inflate from a prefix this long when they want at most _PEEK_OUTPUT
+_PEEK_INPUT = 4096
+_PEEK_OUTPUT = 64
 
 
 @dataclass(slots=True)
@@ -144,6 +148,15 @@ class Archive:
         # One C call: max_length bounds the output whatever the ratio, so a bomb costs at most
         # ``limit`` bytes (which never exceeds the declared size, itself checked against limits).
         self.fh.seek(entry.data_offset)
+        if limit < entry.size and limit <= _PEEK_OUTPUT and csize > _PEEK_INPUT:
+            # a peek (is this entry a DEX?): a few bytes out need a few hundred bytes in, so
+            # read a prefix, not the whole entry; a stream that gives less falls through
+            d = zlib.decompressobj(-15)
+            out = d.decompress(self.fh.read(_PEEK_INPUT), limit)
+            if len(out) == limit or d.eof:
+                self._charge(len(out))
+                return out
+            self.fh.seek(entry.data_offset)
         compressed = self.fh.read(csize)
         d = zlib.decompressobj(-15)
         out = d.decompress(compressed, limit) if limit > 0 else b""
@@ -277,7 +290,11 @@ def _check_name(arc: Archive, entry: Entry) -> None:
     if b"\x00" in entry.raw_name:
         arc.flag("zip.nul_in_name", f"entry name contains a NUL byte: {entry.name!r}")
     name = entry.name
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or _TRAVERSAL.search(name):
+    if (
+        name.startswith(("/", "\\"))
+        or _DRIVE.match(name)
+        or (".." in name and _TRAVERSAL.search(name))
+    ):
         arc.flag("zip.path_traversal", f"entry name escapes the archive: {name!r}")
 
 
