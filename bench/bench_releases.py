@@ -157,6 +157,8 @@ def _make_signatures(first: int, count: int, author: Any, approver: Any) -> None
                         signature_id=i,
                         number=1,
                         body={"algorithm": "sha256", "target": "apk", "value": _digest(i)},
+                        severity=Severity.MALICIOUS,
+                        family=family,
                         state=RevisionState.APPROVED,
                         author=author,
                         last_editor=author,

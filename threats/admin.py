@@ -37,7 +37,16 @@ class _ReadOnly(admin.ModelAdmin):
 class RevisionInline(admin.TabularInline):
     model = SignatureRevision
     fk_name = "signature"
-    fields = ("number", "state", "author", "last_editor", "reviewed_by", "reviewed_at")
+    fields = (
+        "number",
+        "state",
+        "severity",
+        "family",
+        "author",
+        "last_editor",
+        "reviewed_by",
+        "reviewed_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -57,8 +66,17 @@ class SignatureAdmin(_ReadOnly):
 
 @admin.register(SignatureRevision)
 class SignatureRevisionAdmin(_ReadOnly):
-    list_display = ("signature_id", "number", "state", "author", "reviewed_by", "created_at")
-    list_filter = ("state",)
-    list_select_related = ("author", "reviewed_by")
+    list_display = (
+        "signature_id",
+        "number",
+        "state",
+        "severity",
+        "family",
+        "author",
+        "reviewed_by",
+        "created_at",
+    )
+    list_filter = ("state", "severity")
+    list_select_related = ("author", "reviewed_by", "family")
     raw_id_fields = ("signature",)
     show_full_result_count = False

@@ -5,7 +5,8 @@ Other apps (releases, scans) call these functions and get frozen dataclasses or 
 without breaking them.
 
 - ``deployed_records()``: what a new release ships (deployed and noisy signatures' deployed
-  revisions; noisy ones have ``noisy=True``).
+  revisions; noisy ones have ``noisy=True``). A record's severity and name (family) are its
+  revision's, never the signature's current ones: an edit waiting for review ships nothing.
 - ``records_for_revisions(ids)``: any revisions, drafts included (retro-hunts).
 - ``signature_refs(ids)``: names, kinds, statuses and page links for listing matches.
 """
@@ -29,10 +30,11 @@ _RECORD_FIELDS = (
     "min_engine",
     "signature_id",
     "signature__kind",
-    "signature__severity",
     "signature__status",
-    "signature__family__name",
-    "signature__family__category",
+    # the revision's own severity and family: a release ships exactly what was reviewed
+    "severity",
+    "family__name",
+    "family__category",
 )
 # SQLite allows at most 999 (older) / 32766 variables per statement; stay well under.
 _CHUNK = 900
@@ -59,14 +61,14 @@ def _record(row: dict[str, Any], *, noisy: bool) -> RuleRecord:
         id=row["signature_id"],
         revision=row["number"],
         name=signature_name(
-            category=row["signature__family__category"],
-            family=row["signature__family__name"],
+            category=row["family__category"],
+            family=row["family__name"],
             signature_id=row["signature_id"],
             revision=row["number"],
         ),
         kind=row["signature__kind"],
         body=row["body"],
-        severity=row["signature__severity"],
+        severity=row["severity"],
         noisy=noisy,
         min_engine=row["min_engine"],
     )

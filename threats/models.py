@@ -1,7 +1,10 @@
 """The signature database: families, signatures and their revisions.
 
 A ``Signature`` is the stable identity (its id is in the name researchers and phones see);
-each change to its body is a ``SignatureRevision``. Releases pin revisions, never signatures.
+each change to what it detects or how a match is reported (body, severity, family) is a
+``SignatureRevision``. Releases pin revisions, never signatures, so they ship exactly the
+severity and family that were reviewed. Tags, references, description and linked samples are
+signature-level notes for people: they never reach a phone (``engine.features.RuleRecord``).
 Business rules live in ``threats/services.py``; the constraints here are the ones the
 database itself must guarantee even if a service is bypassed.
 """
@@ -97,6 +100,8 @@ class Tag(models.Model):
 
 class Signature(models.Model):
     kind = models.CharField(max_length=32, db_index=True)  # a key of engine.kinds.REGISTRY
+    # The current revision's family and severity, copied here by the services so lists filter
+    # and show them without a join; what ships is the deployed revision's own.
     family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="signatures")
     severity = models.CharField(max_length=16, choices=Severity.choices, db_index=True)
     status = models.CharField(
@@ -176,11 +181,15 @@ class RevisionState(models.TextChoices):
 
 
 class SignatureRevision(models.Model):
-    """One immutable-once-approved version of a signature's body. Releases pin these."""
+    """One immutable-once-approved version of a signature's body, severity and family (what a
+    phone reports when it matches). Releases pin these."""
 
     signature = models.ForeignKey(Signature, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     body = models.JSONField()  # the kind's normalised body (a string for yara)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    # the shipped name is Andr.<Category>.<Family>-<id>-<revision>
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="revisions")
     min_engine = models.PositiveIntegerField(default=1)
     state = models.CharField(
         max_length=16, choices=RevisionState.choices, default=RevisionState.DRAFT

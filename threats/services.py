@@ -10,8 +10,11 @@ the newest text is in review:
 
 - ``signature_create`` makes a draft signature with revision 1 (state draft).
 - ``signature_update`` edits the current revision in place while it is a draft; when the
-  current revision is approved (a deployed, noisy or disabled signature) or was rejected, it
-  makes a new draft revision instead, and the deployed revision keeps shipping.
+  current revision is approved (a deployed, noisy or disabled signature) or was rejected, a
+  change of body, severity or family makes a new draft revision instead, and the deployed
+  revision keeps shipping with its own body, severity and family until the new one is
+  approved. Tags, references, description and linked samples are signature-level notes that
+  never ship (``RuleRecord`` has no field for them): they change at once, without review.
 - ``signature_submit`` puts the current draft revision in review (a never-deployed signature
   becomes ``in_review``; a deployed one stays deployed while its new revision waits).
 - ``signature_approve``: a reviewer who is neither the revision's author nor its last editor
@@ -297,6 +300,8 @@ def signature_create(
         signature=signature,
         number=1,
         body=normalised,
+        severity=signature.severity,
+        family=family,
         min_engine=get_kind(kind).min_engine,
         author=actor,
         last_editor=actor,
@@ -338,9 +343,12 @@ def signature_update(
     description: str | None = None,
     reason: str = "",
 ) -> Signature:
-    """Edit a signature. A draft revision is edited in place by its author (or a reviewer, who
-    then cannot approve it); an approved or rejected one gets a new draft revision, and the
-    deployed revision keeps shipping until the new one is approved."""
+    """Edit a signature. Body, severity and family belong to the revision (they are what ships):
+    a draft revision is edited in place by its author (or a reviewer, who then cannot approve
+    it); on an approved or rejected one, a change of any of them makes a new draft revision,
+    and the deployed revision keeps shipping with its own until the new one is approved. Tags,
+    references, linked samples and description are notes on the signature (they never ship)
+    and change at once."""
     signature = _locked(signature)
     revision = _current(signature)
     if not _can_edit(actor, signature, revision):
@@ -350,44 +358,57 @@ def signature_update(
             "This revision is in review; a reviewer must approve or reject it before it changes."
         )
     before = {**_sig_snapshot(signature), "body": revision.body}
+    new_body = revision.body
+    body_changed = False
     if body is not None:
         normalised, _ = _valid_body(kind=signature.kind, body=body)
         key = get_kind(signature.kind).dedup_key(normalised)
         _refuse_duplicate(kind=signature.kind, dedup_key=key, exclude=signature.pk)
-        if normalised != revision.body or signature.status == Status.INVALID:
-            if revision.state == RevisionState.DRAFT:
-                revision.body = normalised
-                revision.last_editor = actor
-                revision.min_engine = get_kind(signature.kind).min_engine
-                # the gate spoke about the old body
-                revision.gated_at = None
-                revision.gate_hunt_id = None
-                revision.clean_hits = 0
-                revision.full_clean()
-                revision.save()
-            else:  # approved or rejected: a new revision
-                revision = SignatureRevision(
-                    signature=signature,
-                    number=revision.number + 1,
-                    body=normalised,
-                    min_engine=get_kind(signature.kind).min_engine,
-                    author=actor,
-                    last_editor=actor,
-                )
-                revision.full_clean()
-                revision.save()
-                signature.current_revision = revision
+        body_changed = normalised != revision.body or signature.status == Status.INVALID
+        new_body = normalised
         signature.dedup_key = key
-        if signature.status == Status.INVALID:
-            signature.status = Status.DRAFT
-            signature.status_reason = ""
+    # severity and family are what a phone reports on a match: reviewed like the body
+    new_severity = severity if severity is not None else revision.severity
+    new_family = family if family is not None else revision.family
+    reviewed_changed = (
+        body_changed or new_severity != revision.severity or new_family.pk != revision.family_id
+    )
+    if reviewed_changed and revision.state == RevisionState.DRAFT:
+        if body_changed:
+            revision.body = new_body
+            revision.min_engine = get_kind(signature.kind).min_engine
+            # the gate spoke about the old body (severity and family do not change hits)
+            revision.gated_at = None
+            revision.gate_hunt_id = None
+            revision.clean_hits = 0
+        revision.severity = new_severity
+        revision.family = new_family
+        revision.last_editor = actor
+        revision.full_clean()
+        revision.save()
+    elif reviewed_changed:  # approved or rejected: a new revision
+        revision = SignatureRevision(
+            signature=signature,
+            number=revision.number + 1,
+            body=new_body,
+            severity=new_severity,
+            family=new_family,
+            min_engine=get_kind(signature.kind).min_engine,
+            author=actor,
+            last_editor=actor,
+        )
+        revision.full_clean()
+        revision.save()
+        signature.current_revision = revision
     elif revision.state == RevisionState.DRAFT and signature.status != Status.INVALID:
         revision.last_editor = actor
         revision.save(update_fields=["last_editor", "updated_at"])
-    if family is not None:
-        signature.family = family
-    if severity is not None:
-        signature.severity = severity
+    if body is not None and signature.status == Status.INVALID:
+        signature.status = Status.DRAFT
+        signature.status_reason = ""
+    # the list's copies of the current revision's values
+    signature.family = revision.family
+    signature.severity = revision.severity
     if references is not None:
         signature.references = list(references)
     if linked_samples is not None:
@@ -891,6 +912,8 @@ def _import_batch(*, actor: User, batch: ImportBatch, summary: ImportSummary, re
             signature=sig,
             number=1,
             body=body,
+            severity=sig.severity,
+            family=sig.family,
             min_engine=get_kind(sig.kind).min_engine,
             author=actor,
             last_editor=actor,

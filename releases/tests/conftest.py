@@ -86,6 +86,8 @@ class SignatureMaker:
             signature=sig,
             number=number,
             body=body,
+            severity=sig.severity,
+            family=sig.family,
             state=RevisionState.APPROVED,
             author=self.author,
             last_editor=self.author,

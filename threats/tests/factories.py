@@ -70,6 +70,8 @@ class SignatureFactory(factory.django.DjangoModelFactory):
             signature=obj,
             number=1,
             body=body,
+            severity=obj.severity,
+            family=obj.family,
             state=state,
             author=obj.author,
             last_editor=obj.author,

@@ -41,6 +41,8 @@ def test_deployed_records_keep_shipping_the_deployed_revision_while_a_new_one_is
         signature=sig,
         number=2,
         body={"algorithm": "sha256", "value": "ab" * 32, "target": "apk"},
+        severity=sig.severity,
+        family=sig.family,
         state=RevisionState.DRAFT,
         author=sig.author,
         last_editor=sig.author,
