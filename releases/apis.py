@@ -171,6 +171,7 @@ _DIFF_ENTRY = inline_serializer(
         "noisy": serializers.BooleanField(),
         "name": serializers.CharField(),
         "kind": serializers.CharField(),
+        "severity": serializers.CharField(help_text="the severity this revision ships with"),
         "url": serializers.CharField(),
         "approved_by": serializers.CharField(allow_null=True),
         "approved_at": serializers.DateTimeField(allow_null=True),

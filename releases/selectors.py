@@ -69,7 +69,9 @@ def previous_published(release: Release) -> Release | None:
 
 def release_diff(release: Release) -> dict[str, Any]:
     """Added, removed and changed signatures since the previous published release, each
-    with its name, kind, revision and who approved that revision."""
+    with its name, kind, severity, revision and who approved that revision. Severity and
+    family live on the revision, so a changed severity or family is a new revision and shows
+    under ``changed`` with the name and severity each side shipped."""
     previous = previous_published(release)
     before = pin_codec.unpack(bytes(previous.pins)) if previous is not None else []
     change = pin_codec.diff(before, pin_codec.unpack(bytes(release.pins)))
@@ -116,7 +118,8 @@ def _add_gate_overrides(entries: list[dict[str, Any]]) -> None:
 
 
 def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
-    """Name, kind and approver of each (signature id, revision number)."""
+    """Name (from the revision's family), kind, severity and approver of each (signature id,
+    revision number)."""
     from threats.api import signature_refs
     from threats.models import SignatureRevision, signature_name
 
@@ -134,8 +137,9 @@ def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[s
             "number",
             "reviewed_by__username",
             "reviewed_at",
-            "signature__family__category",
-            "signature__family__name",
+            "severity",
+            "family__category",
+            "family__name",
         )
         for row in rows:
             key = (row["signature_id"], row["number"])
@@ -144,12 +148,13 @@ def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[s
             ref = refs.get(row["signature_id"])
             out[key] = {
                 "name": signature_name(
-                    category=row["signature__family__category"],
-                    family=row["signature__family__name"],
+                    category=row["family__category"],
+                    family=row["family__name"],
                     signature_id=row["signature_id"],
                     revision=row["number"],
                 ),
                 "kind": ref.kind if ref else "",
+                "severity": row["severity"],
                 "url": ref.url if ref else "",
                 "approved_by": row["reviewed_by__username"],
                 "approved_at": row["reviewed_at"],

@@ -269,6 +269,12 @@ class SignatureRow(serializers.Serializer):
 class SignatureDetail(SignatureRow):
     body = serializers.SerializerMethodField()
     deployed_revision = serializers.SerializerMethodField()
+    deployed_severity = serializers.SerializerMethodField(
+        help_text="the severity phones get now (the deployed revision's), null if none ships"
+    )
+    deployed_family = serializers.SerializerMethodField(
+        help_text="the family phones get now (the deployed revision's), null if none ships"
+    )
     references = serializers.ListField(child=serializers.CharField())
     linked_samples = serializers.ListField(child=serializers.CharField())
     description = serializers.CharField()
@@ -281,6 +287,14 @@ class SignatureDetail(SignatureRow):
     def get_deployed_revision(self, obj: Signature) -> int | None:
         rev = obj.deployed_revision
         return rev.number if rev is not None else None
+
+    def get_deployed_severity(self, obj: Signature) -> str | None:
+        rev = obj.deployed_revision
+        return rev.severity if rev is not None else None
+
+    def get_deployed_family(self, obj: Signature) -> str | None:
+        rev = obj.deployed_revision
+        return rev.family.name if rev is not None else None
 
 
 def _detail(sig: Signature) -> dict[str, Any]:
@@ -360,14 +374,21 @@ class SignatureDetailApi(APIView):
         request=InputSerializer,
         responses={200: SignatureDetail, **ERRORS, 409: ERROR},
         description=(
-            "A draft is edited in place by its author. Editing a deployed (or noisy, or "
-            "disabled) signature makes a new draft revision; the deployed revision keeps "
-            "shipping until the new one is approved."
+            "A draft is edited in place by its author. Changing the body, severity or family "
+            "of a deployed (or noisy, or disabled) signature makes a new draft revision; the "
+            "deployed revision keeps shipping, with its own severity and family, until the "
+            "new one is approved. Tags, references, linked samples and description never "
+            "ship and change at once."
         ),
         examples=[
             OpenApiExample(
                 "New body",
                 value={"body": {"value": "ab" * 32}, "reason": "the dropper, not the loader"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Downgrade (a new revision to review)",
+                value={"severity": "riskware", "reason": "an ad SDK, not a trojan"},
                 request_only=True,
             ),
             DUPLICATE_EXAMPLE,
@@ -565,8 +586,12 @@ class SignatureHistoryApi(APIView):
         review_comment = serializers.CharField()
         submitted_at = serializers.DateTimeField(allow_null=True)
         created_at = serializers.DateTimeField()
+        severity = serializers.CharField(help_text="the severity this revision ships with")
+        family = serializers.CharField(help_text="the family this revision ships under")
         body = serializers.CharField()
-        diff = serializers.CharField(help_text="unified diff from the previous revision")
+        diff = serializers.CharField(
+            help_text="unified diff from the previous revision: severity, family, then body"
+        )
         deployed = serializers.BooleanField(help_text="the revision releases ship now")
 
     @extend_schema(

@@ -139,7 +139,7 @@ def signature_export_records(*, filters: dict[str, Any] | None = None) -> list[A
 def signature_get(*, pk: int) -> Signature:
     try:
         return Signature.objects.select_related(
-            "family", "author", "current_revision", "deployed_revision"
+            "family", "author", "current_revision", "deployed_revision__family"
         ).get(pk=pk)
     except Signature.DoesNotExist:
         raise NotFoundError("No such signature.") from None
@@ -177,22 +177,37 @@ class HistoryEntry:
     review_comment: str
     created_at: Any
     submitted_at: Any
+    severity: str
+    family: str
     body: str
-    diff: str  # unified diff from the previous revision ("" for the first)
+    # unified diff from the previous revision ("" for the first) of what is reviewed: the
+    # severity and family lines, then the body
+    diff: str
     deployed: bool
 
 
+def review_text(revision: SignatureRevision) -> str:
+    """What a reviewer approves, as text: severity, family (the shipped name), then the body."""
+    family = revision.family
+    return (
+        f"severity: {revision.severity}\n"
+        f"family: {family.name} ({family.category})\n"
+        "\n" + body_text(revision.body)
+    )
+
+
 def signature_history(*, signature: Signature) -> list[HistoryEntry]:
-    """Every revision, newest first, with its diff from the one before and who approved it."""
+    """Every revision, newest first, with its diff from the one before (severity and family
+    included) and who approved it."""
     revisions = list(
         SignatureRevision.objects.filter(signature=signature)
-        .select_related("author", "last_editor", "reviewed_by")
+        .select_related("author", "last_editor", "reviewed_by", "family")
         .order_by("number")
     )
     out: list[HistoryEntry] = []
     previous = ""
     for rev in revisions:
-        text = body_text(rev.body)
+        text = review_text(rev)
         diff = ""
         if rev.number > 1:
             diff = "".join(
@@ -214,7 +229,9 @@ def signature_history(*, signature: Signature) -> list[HistoryEntry]:
                 review_comment=rev.review_comment,
                 created_at=rev.created_at,
                 submitted_at=rev.submitted_at,
-                body=text,
+                severity=rev.severity,
+                family=rev.family.name,
+                body=body_text(rev.body),
                 diff=diff,
                 deployed=rev.pk == signature.deployed_revision_id,
             )

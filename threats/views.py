@@ -30,7 +30,16 @@ from portal.exceptions import ApplicationError, NotFoundError
 from portal.htmx import is_htmx
 from portal.models import User
 from threats import gates, selectors, services
-from threats.models import Category, Family, RevisionState, Severity, Signature, Status
+from threats.models import (
+    Category,
+    Family,
+    RevisionState,
+    Severity,
+    Signature,
+    SignatureRevision,
+    Status,
+    signature_name,
+)
 
 PAGE_SIZE = 50
 _FORMATTER = HtmlFormatter(linenos="table", cssclass="code", wrapcode=True)
@@ -238,6 +247,7 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         and (user.pk == sig.author_id or user.is_superuser or "admin" in _roles(user))
     )
     gate = gates.gate_detail(rev) if rev is not None and sig.status != Status.INVALID else None
+    shipping = sig.deployed_revision
     return render(
         request,
         "threats/signature_detail.html",
@@ -252,7 +262,18 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             "may_delete": may_delete,
             "tags": [t.name for t in sig.tags.all()],
             "pending": rev is not None and sig.deployed_revision_id not in (None, rev.pk),
+            "shipping": shipping,
+            "shipping_name": _revision_name(sig, shipping) if shipping is not None else "",
         },
+    )
+
+
+def _revision_name(sig: Signature, rev: SignatureRevision) -> str:
+    return signature_name(
+        category=rev.family.category,
+        family=rev.family.name,
+        signature_id=sig.pk,
+        revision=rev.number,
     )
 
 

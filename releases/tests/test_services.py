@@ -147,3 +147,41 @@ def test_deltas_only_from_retained_releases(update_repo, signatures, reviewer, s
     assert "delta-1-4.bin" not in listed
     assert "full-2.bin" not in listed  # de-listed once out of the window
     assert not ReleaseFile.objects.get(target="full-2.bin").listed
+
+
+@pytest.mark.django_db
+def test_a_release_ships_the_reviewed_severity_not_a_pending_downgrade(
+    update_repo: UpdateRepository, researcher, reviewer
+) -> None:
+    from portal.testing import gate
+    from releases.selectors import release_diff
+    from threats import services as threats_services
+    from threats.models import Family
+
+    # given a deployed malicious signature
+    family = Family.objects.create(name="Joker", category="sms-fraud", severity="malicious")
+    sig = threats_services.signature_create(
+        actor=researcher, kind="hash", body="d" * 64, family=family
+    )
+    threats_services.signature_submit(signature=sig, actor=researcher)
+    gate(sig)
+    threats_services.signature_approve(signature=sig, actor=reviewer)
+    # when its author downgrades it to riskware and a release is published before review
+    threats_services.signature_update(signature=sig, actor=researcher, severity="riskware")
+    threats_services.signature_submit(signature=sig, actor=researcher)
+    gate(sig)
+    first = publish(reviewer)
+    # then that release ships the reviewed revision, malicious
+    [record] = release_records(first.number)
+    assert (record.revision, record.severity) == (1, "malicious")
+    # when another reviewer approves the downgrade and the next release is published
+    threats_services.signature_approve(signature=sig, actor=reviewer)
+    second = publish(reviewer)
+    # then the new release ships it, its diff names the change, and the first release
+    # rebuilt from its pins is still exactly what was reviewed then
+    [record] = release_records(second.number)
+    assert (record.revision, record.severity) == (2, "riskware")
+    [change] = release_diff(second)["changed"]
+    assert (change["before"]["severity"], change["after"]["severity"]) == ("malicious", "riskware")
+    rebuilt = services._records_for_pins(services._pins_of(first))
+    assert [(r.revision, r.severity) for r in rebuilt] == [(1, "malicious")]
