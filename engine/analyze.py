@@ -18,6 +18,8 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,19 +55,8 @@ def analyze_with_content(
 ) -> tuple[AppFeatures, AppContent]:
     """Like ``analyze``, also returning the manifest and DEX bytes for yara rules."""
     p = os.fspath(path)
-    try:
+    with _as_analysis_error(p, "analysed"):
         return _analyze_file(p, limits, nested=False)
-    except AnalysisError:
-        raise
-    except OSError as exc:
-        raise AnalysisError(f"cannot read the file: {exc.strerror or exc}") from exc
-    except MemoryError as exc:
-        raise AnalysisError("refused: analysing this file needs too much memory") from exc
-    except Exception as exc:  # a parser bug must not take the scan worker down
-        log.debug("unexpected error analysing %s", p, exc_info=True)
-        raise AnalysisError(
-            f"the file could not be analysed (unexpected {type(exc).__name__}: {exc})"
-        ) from exc
 
 
 def read_content(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> AppContent:
@@ -74,18 +65,26 @@ def read_content(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMIT
     parsing or indicators. Same entries and limits as ``analyze_with_content`` (an XAPK gives
     its base part's manifest and every part's DEX); AnalysisError for what it would refuse."""
     p = os.fspath(path)
-    try:
+    with _as_analysis_error(p, "read"):
         return _read_content_file(p, limits, nested=False)
+
+
+@contextmanager
+def _as_analysis_error(path: str, done: str) -> Iterator[None]:
+    """Whatever goes wrong with a hostile file becomes one readable AnalysisError: a parser
+    bug must not take the worker down."""
+    try:
+        yield
     except AnalysisError:
         raise
     except OSError as exc:
         raise AnalysisError(f"cannot read the file: {exc.strerror or exc}") from exc
     except MemoryError as exc:
         raise AnalysisError("refused: analysing this file needs too much memory") from exc
-    except Exception as exc:  # a parser bug must not take the worker down
-        log.debug("unexpected error reading %s", p, exc_info=True)
+    except Exception as exc:
+        log.debug("unexpected error with %s", path, exc_info=True)
         raise AnalysisError(
-            f"the file could not be read (unexpected {type(exc).__name__}: {exc})"
+            f"the file could not be {done} (unexpected {type(exc).__name__}: {exc})"
         ) from exc
 
 
