@@ -18,6 +18,7 @@ from client.sync import SyncOptions, sync
 from client.tests.conftest import FakePortal, Publisher, hash_record
 from engine import codec
 from engine.features import RuleRecord
+from portal.testing import missing_prerequisite
 from releases.tuf_repo import UpdateRepository, full_target_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -291,7 +292,7 @@ def test_command_line_register_sync_and_scan(
 ) -> None:
     apk = CORPUS / "apks" / "v2-only-with-rsa-pkcs1-sha256-2048.apk"
     if not apk.exists():
-        pytest.skip("the shared corpus is not available")
+        missing_prerequisite(f"the shared corpus ({apk})")
     sha = "b11e85df088c3474b2d0f266f1a4863744162fc44b4b53a87d3432f03dce25c6"
     detection = dataclasses.replace(
         hash_record(1), body={"algorithm": "sha256", "target": "apk", "value": sha}
