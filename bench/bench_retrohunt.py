@@ -25,8 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +32,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from workers import start_worker, stop_workers, wait_ready  # noqa: E402
+
 CORPUS = ROOT.parent / "shared" / "corpus"
 RESULTS = ROOT / "bench" / "results" / "retrohunt.json"
 RULE_FILE = CORPUS / "yara" / "Yara-Rules" / "Android" / "Android_Metasploit.yar"
@@ -42,51 +44,6 @@ RULE_FILE = CORPUS / "yara" / "Yara-Rules" / "Android" / "Android_Metasploit.yar
 def _meterpreter() -> str:
     text = RULE_FILE.read_text()
     return text[: text.index("rule android_metasploit")]  # one rule per signature
-
-
-def _celery(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            "hunts",
-            "--concurrency=1",
-            "--prefetch-multiplier=1",
-            "--loglevel=INFO",
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _wait_ready(log: Path, timeout: float = 120) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if log.exists() and "ready." in log.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"worker not ready; log: {log}")
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
 
 
 def _setup(var: Path, samples: int, hash_rules: int) -> dict[str, Any]:
@@ -229,11 +186,12 @@ def main() -> None:
     for n in (int(w) for w in args.workers.split(",") if w):
         logs = [args.var / f"worker-{n}-{i}.log" for i in range(n)]
         procs = [
-            _celery(env, log, f"bench-hunt{n}-{i}-{os.getpid()}") for i, log in enumerate(logs)
+            start_worker(env, log, f"bench-hunt{n}-{i}-{os.getpid()}", "hunts")
+            for i, log in enumerate(logs)
         ]
         try:
             for log in logs:
-                _wait_ready(log)
+                wait_ready(log)
             for kind in ("yara", "hash"):
                 result = _hunt(kind, hash_ids, args.timeout)
                 mb = result["bytes"] / 1e6
@@ -250,7 +208,7 @@ def main() -> None:
                 runs.append(result)
                 print(json.dumps(result), flush=True)
         finally:
-            _stop(procs)
+            stop_workers(procs)
 
     speedup = {}
     for kind in ("yara", "hash"):

@@ -26,7 +26,6 @@ import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ruleset import records as generate_records  # noqa: E402
+from workers import start_worker, stop_workers, wait_ready  # noqa: E402
 
 from engine.analyze import analyze_with_content  # noqa: E402
 from engine.errors import AnalysisError  # noqa: E402
@@ -122,52 +122,6 @@ def _size_run(size: int, repeat: int, out: Any) -> None:
     )
 
 
-def _celery(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            "scans",
-            "--concurrency=1",
-            "--loglevel=INFO",
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _wait_ready(log: Path, timeout: float = 120) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if log.exists() and "ready." in log.read_text(errors="replace"):
-            return time.perf_counter() - started
-        time.sleep(0.05)
-    raise RuntimeError(f"worker not ready; log: {log}")
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    import signal
-
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-
-
 def _django_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PORTAL_VAR_DIR", str(ROOT / "var" / "bench"))
@@ -179,11 +133,11 @@ def worker_boot_seconds() -> float:
     env = _django_env()
     log = Path(env["PORTAL_VAR_DIR"]) / "bench-boot.log"
     log.unlink(missing_ok=True)
-    proc = _celery(env, log, f"boot-{os.getpid()}")
+    proc = start_worker(env, log, f"boot-{os.getpid()}", "scans")
     try:
-        return _wait_ready(log)
+        return wait_ready(log)
     finally:
-        _stop([proc])
+        stop_workers([proc])
 
 
 def scans_per_second(n_scans: int, workers: int) -> dict[str, Any]:
@@ -207,10 +161,13 @@ def scans_per_second(n_scans: int, workers: int) -> dict[str, Any]:
     logs = [var / f"bench-w{workers}-{i}.log" for i in range(workers)]
     for log in logs:
         log.unlink(missing_ok=True)
-    procs = [_celery(env, log, f"bench{workers}-{i}-{os.getpid()}") for i, log in enumerate(logs)]
+    procs = [
+        start_worker(env, log, f"bench{workers}-{i}-{os.getpid()}", "scans")
+        for i, log in enumerate(logs)
+    ]
     try:
         for log in logs:
-            _wait_ready(log)
+            wait_ready(log)
         started = time.perf_counter()
         ids = [scan_create(sample=samples[i % len(samples)], user=None).pk for i in range(n_scans)]
         while True:
@@ -224,7 +181,7 @@ def scans_per_second(n_scans: int, workers: int) -> dict[str, Any]:
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
     finally:
-        _stop(procs)
+        stop_workers(procs)
     return {
         "workers": workers,
         "scans": n_scans,
