@@ -172,16 +172,16 @@ def _analyze_file(path: str, limits: Limits, *, nested: bool) -> tuple[AppFeatur
         raise AnalysisError("the file is empty (0 bytes)")
     if size > limits.max_file_size:
         raise AnalysisError(f"the file is {size} bytes, over the {limits.max_file_size}-byte limit")
-    hashes = _hash_file(path)
     with open(path, "rb") as fh:
+        # what is no app is refused from its ZIP directory, before hashing the whole file
         arc = open_archive(fh, size, limits)
         if not arc.entries:
             raise AnalysisError("the ZIP archive is empty: there is no app in it")
         if arc.get("AndroidManifest.xml") is None:
             if not nested and _looks_like_xapk(arc):
-                return _analyze_xapk(path, arc, hashes, limits)
+                return _analyze_xapk(path, arc, _hash_file(path), limits)
             raise AnalysisError("not an APK: the archive has no AndroidManifest.xml")
-        return _analyze_apk(path, arc, hashes)
+        return _analyze_apk(path, arc, _hash_file(path))
 
 
 @dataclass(slots=True)

@@ -255,7 +255,11 @@ class _Hits:
 
 
 def match(
-    features: AppFeatures, ruleset: Ruleset, content: AppContent | None = None
+    features: AppFeatures,
+    ruleset: Ruleset,
+    content: AppContent | None = None,
+    *,
+    first_hit: bool = False,
 ) -> list[Match]:
     """The records ``features`` matches, one ``Match`` per record, with evidence for people.
 
@@ -264,6 +268,11 @@ def match(
     ``engine.analyze.analyze_with_content``) and they run over the whole file, the binary
     manifest and each DEX. Without ``content`` YARA records are not evaluated at all, so a
     match list computed without content says nothing about them.
+
+    ``first_hit`` is for retro-hunts, which ask *which* samples each rule hits, not every
+    place it hits: the DEX files are scanned first (where Android rules usually hit), then the
+    manifest, then the whole file, and scanning stops once every YARA record has hit; the
+    evidence is then that of the first part hit. Which records match is the same either way.
 
     Raises ``yara_x.TimeoutError`` if a YARA scan exceeds YARA_SCAN_TIMEOUT_SECONDS rather
     than returning a result that silently misses rules.
@@ -274,7 +283,7 @@ def match(
         label = part.manifest.package or part.sha256[:12]
         _match_features(part, ruleset, hits, where=f" (part {n}: {label})")
     if content is not None and ruleset.yara_rules is not None and ruleset.yara_namespaces:
-        _match_yara(features, content, ruleset, hits)
+        _match_yara(features, content, ruleset, hits, first_hit=first_hit)
     matches = []
     for index, evidence in hits.evidence.items():
         record = ruleset.records[index]
@@ -447,17 +456,20 @@ def android_globals(
     return values
 
 
-def _match_yara(features: AppFeatures, content: AppContent, rs: Ruleset, hits: _Hits) -> None:
+def _match_yara(
+    features: AppFeatures, content: AppContent, rs: Ruleset, hits: _Hits, *, first_hit: bool
+) -> None:
     assert rs.yara_rules is not None
     scanner = yara_x.Scanner(rs.yara_rules)
     scanner.set_timeout(YARA_SCAN_TIMEOUT_SECONDS)
-    targets: list[tuple[str, str, bytes | None]] = []
-    if content.path:
-        targets.append(("apk", "", None))
-    if content.manifest:
-        targets.append(("manifest", "AndroidManifest.xml", content.manifest))
-    targets += [("dex", name, data) for name, data in content.dex]
+    whole: list[tuple[str, str, bytes | None]] = [("apk", "", None)] if content.path else []
+    manifest = [("manifest", "AndroidManifest.xml", content.manifest)] if content.manifest else []
+    dex = [("dex", name, data) for name, data in content.dex]
+    targets = [*dex, *manifest, *whole] if first_hit else [*whole, *manifest, *dex]
+    hit: set[int] = set()
     for file_kind, file_name, data in targets:
+        if first_hit and len(hit) == len(rs.yara_namespaces):
+            break  # every YARA record has hit: the rest cannot change which ones match
         scanner.set_global(
             yara_kind.GLOBAL_NAME,
             android_globals(features, file_kind=file_kind, file_name=file_name),
@@ -478,6 +490,7 @@ def _match_yara(features: AppFeatures, content: AppContent, rs: Ruleset, hits: _
                     shown.append(f"{pattern.identifier} at {pattern.matches[0].offset:#x}")
             detail = ", ".join(shown) if shown else f"rule {rule.identifier} condition"
             hits.add(index, f"yara: {detail} in {place}")
+            hit.add(index)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ from scans.services import (
     hits_record,
     requeue_after,
     sample_features_load,
+    sample_units_load,
+    sample_units_store,
     signature_stats_refresh,
     worker_id,
 )
@@ -396,23 +398,29 @@ def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
     if features is not None and not needs_bytes:
         return engine_match(features, ruleset)
     if features is not None:
-        # stored features give the yara ``android`` facts; only the bytes are read (the
-        # manifest and the DEX entries inflated: docs/retrohunts.md, "Measured")
+        # stored features give the yara ``android`` facts; the manifest and DEX come from the
+        # unit pack (written on first analysis), else from the app, inflated once more
         with _local_path(sample.file.name) as path:
-            return _yara_match(features, ruleset, read_content(path))
+            content = sample_units_load(sample, path)
+            if content is None:
+                content = read_content(path)
+                sample_units_store(sample, content)
+            return _yara_match(features, ruleset, content)
     with _local_path(sample.file.name) as path:
         features, content = analyze_with_content(path)
         if features.sha256 != sample.sha256:
             raise ScanError("the stored file does not match the sample's SHA-256")
         matches = _yara_match(features, ruleset, content if needs_bytes else None)
-    # analysed again (never before, an older engine, or for YARA): keep the features fresh
-    _sample_store_features(sample, features)
+        # analysed again (never before, an older engine, or for YARA): keep what it found
+        _sample_store_features(sample, features)
+        sample_units_store(sample, content)
     return matches
 
 
 def _yara_match(features: AppFeatures, ruleset: Ruleset, content: AppContent | None) -> list[Match]:
     try:
-        return engine_match(features, ruleset, content)
+        # which samples each rule hits, not every place: see engine.ruleset.match
+        return engine_match(features, ruleset, content, first_hit=True)
     except Exception as exc:
         if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
             raise ScanError("YARA matching timed out on this file") from exc

@@ -38,11 +38,12 @@ from django.utils import timezone
 from rest_framework import status
 
 from engine import ENGINE_VERSION
-from engine.analyze import analyze_with_content
+from engine.analyze import DEFAULT_LIMITS, analyze_with_content
 from engine.errors import AnalysisError
-from engine.features import AppFeatures, Match
+from engine.features import AppContent, AppFeatures, Match
 from engine.ruleset import match as engine_match
 from engine.ruleset import verdict as engine_verdict
+from engine.units import UnitsError, read_units, write_units
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
@@ -465,6 +466,7 @@ def _scan_execute(scan: ScanJob, provider: RulesetProvider) -> None:
     if features.sha256 != sample.sha256:
         raise ScanError("the stored file does not match the sample's SHA-256 (storage damaged)")
     _sample_store_features(sample, features)
+    sample_units_store(sample, content)
     scan.status = ScanStatus.SUCCEEDED
     scan.finished_at = timezone.now()
     scan.analyse_ms = round((t1 - t0) * 1000)
@@ -537,6 +539,47 @@ def sample_features_load(sample: Sample) -> AppFeatures | None:
         raw: IO[bytes] = fh
         data = json.loads(zstandard.ZstdDecompressor().stream_reader(raw).read())
     return AppFeatures.from_dict(data)
+
+
+# --- scan units ---------------------------------------------------------------------------------
+# The manifest and DEX bytes inflated once and kept beside the app (engine/units.py), so that
+# retro-hunts scan them without parsing and inflating the ZIP again. Keyed by the stored file
+# and the engine version: derived data, rewritten whenever it is missing or damaged.
+def _units_key(file_name: str) -> bytes:
+    return hashlib.sha256(file_name.encode()).digest()
+
+
+def units_storage_name(file_name: str) -> str:
+    key = _units_key(file_name).hex()
+    return f"units/{key[:2]}/{key}.engine{ENGINE_VERSION}.units"
+
+
+def sample_units_store(sample: Sample, content: AppContent) -> None:
+    """Write the sample's unit pack unless it is there already (another worker may have)."""
+    name = units_storage_name(sample.file.name)
+    if default_storage.exists(name):
+        return
+    with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="units-") as fh:
+        write_units(fh, _units_key(sample.file.name), content)
+        fh.seek(0)
+        saved = default_storage.save(name, File(fh))
+    if saved != name:  # written meanwhile by another worker: keep one
+        default_storage.delete(saved)
+
+
+def sample_units_load(sample: Sample, path: str) -> AppContent | None:
+    """The sample's manifest and DEX from its unit pack (``path`` is the app on local disk);
+    None when there is no usable pack (a damaged one is deleted, to be written again)."""
+    name = units_storage_name(sample.file.name)
+    try:
+        with default_storage.open(name, "rb") as fh:
+            return read_units(fh, _units_key(sample.file.name), path, DEFAULT_LIMITS)
+    except FileNotFoundError:
+        return None
+    except UnitsError as exc:
+        log.warning("sample %s: unit pack %s unusable (%s); reading the app", sample.pk, name, exc)
+        default_storage.delete(name)
+        return None
 
 
 # --- hit statistics ------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from engine import ENGINE_VERSION
-from engine.analyze import analyze
+from engine.analyze import DEFAULT_LIMITS, analyze, read_content
+from engine.units import read_units, write_units
 from portal.exceptions import ApplicationError, ForbiddenError
 from portal.models import User
 from scans import retrohunts
@@ -24,7 +27,8 @@ from scans.retrohunts import (
     retrohunt_create,
     retrohunt_run_sync,
 )
-from scans.services import scans_recover
+from scans.rulesets import EMPTY
+from scans.services import _units_key, scan_run, scans_recover, units_storage_name
 from scans.tests.conftest import SMALL_APK, corpus_files
 from scans.tests.factories import stored_sample
 from threats import services as threats_services
@@ -299,3 +303,40 @@ def test_every_corpus_file_ends_scanned_or_counted_as_an_error(
     assert hunt.scanned == hunt.total == len(corpus_files())
     assert 0 < hunt.errors < 5  # the empty and manifest-less zips cannot be analysed
     assert RetroHunt.objects.count() == 1
+
+
+def _pack_ok(sample: Sample) -> bool:
+    with default_storage.open(units_storage_name(sample.file.name), "rb") as fh:
+        content = read_units(fh, _units_key(sample.file.name), "app", DEFAULT_LIMITS)
+    return bool(content.dex)
+
+
+def test_a_yara_hunt_reads_the_unit_pack_and_replaces_a_damaged_one(
+    corpus: Path, three_samples: dict[str, Sample], researcher: User
+) -> None:
+    diva, small = three_samples["malicious"], three_samples["unknown"]
+    scan_run(scan_id=diva.scans.get().pk, ruleset_provider=lambda: EMPTY)
+    name = units_storage_name(diva.file.name)
+    assert _pack_ok(diva)  # written by the scan, beside the app
+    rule = {"kind": "yara", "body": 'rule d { strings: $a = "jakhar/aseem/diva" condition: $a }'}
+    assert [m.sample_id for m in retrohunt_run_sync(user=researcher, rule=rule).matches.all()] == [
+        diva.pk
+    ]
+
+    # the hunt scans the pack, not the app: a pack holding another app's DEX finds nothing
+    default_storage.delete(name)
+    other = ContentFile(b"")
+    write_units(other, _units_key(diva.file.name), read_content(corpus / "apks" / SMALL_APK))
+    default_storage.save(name, other)
+    assert not retrohunt_run_sync(user=researcher, rule=rule).matches.exists()
+
+    # a damaged pack is refused: the app is read again and the pack written again
+    with default_storage.open(name, "rb") as fh:
+        cut = fh.read()[:100]
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(cut))
+    hunt = retrohunt_run_sync(user=researcher, rule=rule)
+    assert [m.sample_id for m in hunt.matches.all()] == [diva.pk]
+    assert hunt.errors == 0
+    assert _pack_ok(diva)
+    assert _pack_ok(small)  # analysed by the first hunt: its pack was written then
