@@ -11,9 +11,13 @@ Run: .venv/bin/python bench/bench_retrohunt.py [--samples 10000] [--workers 1,2]
   each extra ``Sample`` row points at the same stored file (no copy, no link) with a distinct
   *fake* SHA-256 (sha256 of "<real sha>:<n>") and the original's stored features. That is
   fine for a throughput bench: a yara hunt with stored features never re-hashes the file.
-- Two hunts per worker count: one YARA rule (Yara-Rules' ``android_meterpreter``, unsaved)
-  and 1,000 hash signatures (drafts). 1 then 2 worker processes (concurrency 1 each),
-  started before the hunt and ready; time = from ``retrohunt_create`` to the hunt finished.
+- Three hunts per worker count: one YARA rule, twice (Yara-Rules' ``android_meterpreter``,
+  slow by its regex, and ``android_metasploit``, four literals; unsaved), and 1,000 hash
+  signatures (drafts). 1 then 2 worker processes (concurrency 1 each), started before the
+  hunt and ready; time = from ``retrohunt_create`` to the hunt finished.
+- ``setup.yara_alone``: yara-x alone over one pass of the corpus's bytes in memory, per rule:
+  the ceiling of a yara hunt on this machine. ``setup.units_mb_on_disk``: the unit packs
+  (engine/units.py) the scans wrote for the 39 files.
 - samples/s = samples covered / time; MB/s = bytes of the stored files covered / time; "per
   worker" divides by the worker count.
 """
@@ -41,9 +45,57 @@ RESULTS = ROOT / "bench" / "results" / "retrohunt.json"
 RULE_FILE = CORPUS / "yara" / "Yara-Rules" / "Android" / "Android_Metasploit.yar"
 
 
-def _meterpreter() -> str:
+def _rule(name: str) -> str:
+    """One rule of Android_Metasploit.yar: ``android_meterpreter`` (short strings and the
+    regex /;.Sk/, whose 2-byte atom "Sk" is everywhere) or ``android_metasploit`` (four
+    long literals): the slow and the usual shape of a yara rule."""
     text = RULE_FILE.read_text()
-    return text[: text.index("rule android_metasploit")]  # one rule per signature
+    split = text.index("rule android_metasploit")
+    return text[:split] if name == "android_meterpreter" else text[split:]
+
+
+YARA_RULES = ("android_meterpreter", "android_metasploit")
+
+
+def _yara_alone() -> dict[str, Any]:
+    """What yara-x alone needs for one pass over the corpus's bytes (raw files, manifests,
+    DEX; already in memory): the ceiling of a hunt for each rule, whatever the portal does."""
+    import statistics
+
+    import yara_x
+
+    from engine.analyze import read_content
+    from engine.errors import AnalysisError
+
+    raw, units = [], []
+    for path in sorted((CORPUS / "apks").iterdir()):
+        if not path.stat().st_size:
+            continue
+        raw.append(path.read_bytes())
+        try:
+            content = read_content(path)
+        except AnalysisError:
+            continue
+        units += [content.manifest, *(data for _, data in content.dex)]
+    stored = sum(map(len, raw))
+    out: dict[str, Any] = {
+        "stored_mb": round(stored / 1e6, 1),
+        "units_mb": round(sum(map(len, units)) / 1e6, 1),
+    }
+    for name in YARA_RULES:
+        scanner = yara_x.Scanner(yara_x.compile(_rule(name)))
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            for data in (*raw, *units):
+                scanner.scan(data)
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times)
+        out[name] = {
+            "pass_ms": round(median * 1000, 1),
+            "stored_mb_per_s": round(stored / 1e6 / median),
+        }
+    return out
 
 
 def _setup(var: Path, samples: int, hash_rules: int) -> dict[str, Any]:
@@ -127,8 +179,8 @@ def _hunt(kind: str, hash_ids: list[int], timeout: float) -> dict[str, Any]:
     from scans.retrohunts import retrohunt_create
 
     started = time.perf_counter()
-    if kind == "yara":
-        hunt = retrohunt_create(user=None, rule={"kind": "yara", "body": _meterpreter()})
+    if kind in YARA_RULES:
+        hunt = retrohunt_create(user=None, rule={"kind": "yara", "body": _rule(kind)})
     else:
         hunt = retrohunt_create(user=None, signature_ids=hash_ids)
     while True:
@@ -180,6 +232,12 @@ def main() -> None:
     os.environ.update(env)
     setup = _setup(args.var, args.samples, args.hash_rules)
     hash_ids = setup.pop("hash_ids")
+    setup["units_mb_on_disk"] = round(
+        sum(f.stat().st_size for f in (args.var / "media" / "units").rglob("*") if f.is_file())
+        / 1e6,
+        1,
+    )
+    setup["yara_alone"] = _yara_alone()
     print(json.dumps(setup), flush=True)
 
     runs = []
@@ -192,14 +250,13 @@ def main() -> None:
         try:
             for log in logs:
                 wait_ready(log)
-            for kind in ("yara", "hash"):
+            for kind in (*YARA_RULES, "hash"):
                 result = _hunt(kind, hash_ids, args.timeout)
                 mb = result["bytes"] / 1e6
                 result.update(
                     workers=n,
-                    rules="1 yara (android_meterpreter)"
-                    if kind == "yara"
-                    else f"{len(hash_ids)} hash",
+                    kind=kind,
+                    rules=f"1 yara ({kind})" if kind in YARA_RULES else f"{len(hash_ids)} hash",
                     samples_per_s=round(result["scanned"] / result["seconds"], 1),
                     mb_per_s=round(mb / result["seconds"], 1),
                     samples_per_s_per_worker=round(result["scanned"] / result["seconds"] / n, 1),
@@ -211,8 +268,8 @@ def main() -> None:
             stop_workers(procs)
 
     speedup = {}
-    for kind in ("yara", "hash"):
-        by_n = {r["workers"]: r for r in runs if r["rules"].split()[1] == kind}
+    for kind in (*YARA_RULES, "hash"):
+        by_n = {r["workers"]: r for r in runs if r["kind"] == kind}
         if 1 in by_n and 2 in by_n:
             speedup[kind] = round(by_n[1]["seconds"] / by_n[2]["seconds"], 2)
     args.out.parent.mkdir(exist_ok=True)
