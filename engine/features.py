@@ -198,8 +198,11 @@ class AppContent:
     ``path`` is the file on disk (yara scans it whole); ``manifest`` is the binary
     AndroidManifest.xml as stored; ``dex`` holds each DEX entry's bytes, decompressed under the
     engine's size limits. For an XAPK, the base APK's manifest and every part's DEX files.
+    ``facts``, when known (a unit pack keeps them), are the ``android`` yara facts of the app
+    (``engine.ruleset.android_globals``), so yara rules can run without the features.
     """
 
     path: str
     manifest: bytes = b""
     dex: tuple[tuple[str, bytes], ...] = ()
+    facts: dict[str, Any] | None = None

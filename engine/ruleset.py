@@ -119,6 +119,20 @@ class Ruleset:
         for key, value in state.items():
             setattr(self, key, value)
 
+    @property
+    def yara_only(self) -> bool:
+        """Only YARA records can match (``match_yara`` needs no features then)."""
+        return bool(self.yara_namespaces) and not (
+            self.hashes
+            or self.domains
+            or self.urls
+            or self.ips
+            or self.short_codes
+            or self.networks
+            or self.package_certs
+            or self.behavior_index
+        )
+
     def counts(self) -> dict[str, int]:
         """How many matchable records of each kind (for logs and the bench)."""
         result: dict[str, int] = {}
@@ -283,7 +297,23 @@ def match(
         label = part.manifest.package or part.sha256[:12]
         _match_features(part, ruleset, hits, where=f" (part {n}: {label})")
     if content is not None and ruleset.yara_rules is not None and ruleset.yara_namespaces:
-        _match_yara(features, content, ruleset, hits, first_hit=first_hit)
+        facts = content.facts if content.facts is not None else android_globals(features)
+        _match_yara(facts, content, ruleset, hits, first_hit=first_hit)
+    return _matches(ruleset, hits)
+
+
+def match_yara(content: AppContent, ruleset: Ruleset, *, first_hit: bool = False) -> list[Match]:
+    """``match`` for a ruleset of YARA records only (``Ruleset.yara_only``), from bytes whose
+    ``facts`` are known (a unit pack): no features needed. ``first_hit`` as in ``match``."""
+    if content.facts is None:
+        raise ValueError("match_yara needs content.facts")
+    hits = _Hits()
+    if ruleset.yara_rules is not None and ruleset.yara_namespaces:
+        _match_yara(content.facts, content, ruleset, hits, first_hit=first_hit)
+    return _matches(ruleset, hits)
+
+
+def _matches(ruleset: Ruleset, hits: _Hits) -> list[Match]:
     matches = []
     for index, evidence in hits.evidence.items():
         record = ruleset.records[index]
@@ -457,7 +487,7 @@ def android_globals(
 
 
 def _match_yara(
-    features: AppFeatures, content: AppContent, rs: Ruleset, hits: _Hits, *, first_hit: bool
+    facts: dict[str, Any], content: AppContent, rs: Ruleset, hits: _Hits, *, first_hit: bool
 ) -> None:
     assert rs.yara_rules is not None
     scanner = yara_x.Scanner(rs.yara_rules)
@@ -472,7 +502,7 @@ def _match_yara(
             break  # every YARA record has hit: the rest cannot change which ones match
         scanner.set_global(
             yara_kind.GLOBAL_NAME,
-            android_globals(features, file_kind=file_kind, file_name=file_name),
+            {**facts, "file_kind": file_kind, "file_name": file_name},
         )
         if data is None:
             results = scanner.scan_file(content.path)
@@ -534,5 +564,6 @@ __all__ = [
     "compile",
     "compile_ruleset",
     "match",
+    "match_yara",
     "verdict",
 ]

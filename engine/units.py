@@ -13,17 +13,20 @@ Layout (little-endian)::
     owner  32 bytes chosen by the caller (the portal: SHA-256 of the stored file's name), so
            a pack is never used for another file
     count  u16
-    count x (kind u8: 1 manifest, 2 dex; name length u16; data length u64; name UTF-8)
+    count x (kind u8: 1 manifest, 2 dex, 3 facts; name length u16; data length u64; name)
     the data of each unit, in the same order
 
 The pack is derived data: anything wrong with it (short, foreign, over the limits) raises
 ``UnitsError`` and the caller reads the app again (``engine.analyze.read_content``).
+The facts unit is the app's ``android`` yara facts as JSON (``AppContent.facts``), so a hunt
+of yara rules alone needs neither the features nor their JSON.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from typing import IO
+from typing import IO, Any
 
 from engine.apk.archive import Limits
 from engine.errors import EngineError
@@ -34,7 +37,8 @@ __all__ = ["UnitsError", "read_units", "write_units"]
 MAGIC = b"APKUNIT1"
 _HEAD = struct.Struct("<8s32sH")
 _UNIT = struct.Struct("<BHQ")
-_MANIFEST, _DEX = 1, 2
+_MANIFEST, _DEX, _FACTS = 1, 2, 3
+_MAX_FACTS = 1 << 20
 _MAX_UNITS = 4096  # 64 XAPK parts of many DEX each, with room to spare
 _MAX_NAME = 1024
 
@@ -51,6 +55,8 @@ def write_units(fh: IO[bytes], owner: bytes, content: AppContent) -> int:
     if content.manifest:
         units.append((_MANIFEST, b"AndroidManifest.xml", content.manifest))
     units += [(_DEX, name.encode("utf-8", "surrogatepass"), data) for name, data in content.dex]
+    if content.facts is not None:
+        units.append((_FACTS, b"facts", json.dumps(content.facts, separators=(",", ":")).encode()))
     if len(units) > _MAX_UNITS:
         raise UnitsError(f"{len(units)} units, over the {_MAX_UNITS} limit")
     out = [_HEAD.pack(MAGIC, owner, len(units))]
@@ -89,8 +95,10 @@ def read_units(fh: IO[bytes], owner: bytes, path: str, limits: Limits) -> AppCon
         raw_name = fh.read(name_len)
         if len(raw_name) != name_len:
             raise UnitsError("the unit pack is truncated")
-        limit = limits.max_manifest_size if kind == _MANIFEST else limits.max_dex_size
-        if kind not in (_MANIFEST, _DEX) or size > limit:
+        limit = {_MANIFEST: limits.max_manifest_size, _DEX: limits.max_dex_size}.get(
+            kind, _MAX_FACTS
+        )
+        if kind not in (_MANIFEST, _DEX, _FACTS) or size > limit:
             raise UnitsError("the unit pack has an unknown or oversized unit")
         total += size
         if total > limits.max_read_total:
@@ -99,14 +107,27 @@ def read_units(fh: IO[bytes], owner: bytes, path: str, limits: Limits) -> AppCon
         table.append((kind, raw_name.decode("utf-8", "replace"), size))
     manifest = b""
     dex: list[tuple[str, bytes]] = []
+    facts: dict[str, Any] | None = None
     for kind, name, size in table:
         data = fh.read(size)
         if len(data) != size:
             raise UnitsError("the unit pack is truncated")
         if kind == _MANIFEST:
             manifest = data
-        else:
+        elif kind == _DEX:
             dex.append((name, data))
+        else:
+            facts = _facts(data)
     if fh.read(1):
         raise UnitsError("the unit pack has trailing bytes")
-    return AppContent(path=path, manifest=manifest, dex=tuple(dex))
+    return AppContent(path=path, manifest=manifest, dex=tuple(dex), facts=facts)
+
+
+def _facts(data: bytes) -> dict[str, Any]:
+    try:
+        facts = json.loads(data)
+    except ValueError as exc:
+        raise UnitsError("the unit pack's facts are not JSON") from exc
+    if not isinstance(facts, dict):
+        raise UnitsError("the unit pack's facts are not an object")
+    return facts

@@ -46,6 +46,7 @@ from engine.features import AppContent, AppFeatures, Match, RuleRecord
 from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.ruleset import Ruleset, compile_ruleset
 from engine.ruleset import match as engine_match
+from engine.ruleset import match_yara as engine_match_yara
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import User
@@ -394,17 +395,25 @@ def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
 def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
     """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
     needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
+    current = sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
+    if current and ruleset.yara_only:
+        # the unit pack holds all a yara rule sees but the raw file: the ``android`` facts,
+        # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads")
+        with _local_path(sample.file.name) as path:
+            content = sample_units_load(sample, path)
+            if content is not None and content.facts is not None:
+                return _yara_match(None, ruleset, content)
     features = _features_for(sample, full=bool(ruleset.behavior_index))
     if features is not None and not needs_bytes:
         return engine_match(features, ruleset)
     if features is not None:
         # stored features give the yara ``android`` facts; the manifest and DEX come from the
-        # unit pack (written on first analysis), else from the app, inflated once more
+        # unit pack, else from the app, inflated once more (and the pack written)
         with _local_path(sample.file.name) as path:
             content = sample_units_load(sample, path)
             if content is None:
                 content = read_content(path)
-                sample_units_store(sample, content)
+                sample_units_store(sample, content, features)
             return _yara_match(features, ruleset, content)
     with _local_path(sample.file.name) as path:
         features, content = analyze_with_content(path)
@@ -413,13 +422,19 @@ def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
         matches = _yara_match(features, ruleset, content if needs_bytes else None)
         # analysed again (never before, an older engine, or for YARA): keep what it found
         _sample_store_features(sample, features)
-        sample_units_store(sample, content)
+        sample_units_store(sample, content, features)
     return matches
 
 
-def _yara_match(features: AppFeatures, ruleset: Ruleset, content: AppContent | None) -> list[Match]:
+def _yara_match(
+    features: AppFeatures | None, ruleset: Ruleset, content: AppContent | None
+) -> list[Match]:
+    """Matches with yara timeouts as ScanError; without features, ``content.facts`` serve."""
     try:
         # which samples each rule hits, not every place: see engine.ruleset.match
+        if features is None:
+            assert content is not None
+            return engine_match_yara(content, ruleset, first_hit=True)
         return engine_match(features, ruleset, content, first_hit=True)
     except Exception as exc:
         if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
@@ -438,20 +453,13 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         ruleset = hunt_ruleset(hunt)
         by_key = _revision_ids(hunt)
         delay = _test_delay_seconds()
+        fields = ["id", "sha256", "file", "size", "label", "features_file"]
+        fields += ["features_engine_version", "package", "app_label"]
+        if not ruleset.yara_only:  # yara alone reads the facts from the unit pack
+            fields.append("features")
         samples = (
             Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
-            .only(
-                "id",
-                "sha256",
-                "file",
-                "size",
-                "label",
-                "features",
-                "features_file",
-                "features_engine_version",
-                "package",
-                "app_label",
-            )
+            .only(*fields)
             .order_by("id")
         )
         found: list[HuntMatch] = []

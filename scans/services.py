@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ from engine import ENGINE_VERSION
 from engine.analyze import DEFAULT_LIMITS, analyze_with_content
 from engine.errors import AnalysisError
 from engine.features import AppContent, AppFeatures, Match
+from engine.ruleset import android_globals
 from engine.ruleset import match as engine_match
 from engine.ruleset import verdict as engine_verdict
 from engine.units import UnitsError, read_units, write_units
@@ -466,7 +468,7 @@ def _scan_execute(scan: ScanJob, provider: RulesetProvider) -> None:
     if features.sha256 != sample.sha256:
         raise ScanError("the stored file does not match the sample's SHA-256 (storage damaged)")
     _sample_store_features(sample, features)
-    sample_units_store(sample, content)
+    sample_units_store(sample, content, features)
     scan.status = ScanStatus.SUCCEEDED
     scan.finished_at = timezone.now()
     scan.analyse_ms = round((t1 - t0) * 1000)
@@ -554,11 +556,13 @@ def units_storage_name(file_name: str) -> str:
     return f"units/{key[:2]}/{key}.engine{ENGINE_VERSION}.units"
 
 
-def sample_units_store(sample: Sample, content: AppContent) -> None:
-    """Write the sample's unit pack unless it is there already (another worker may have)."""
+def sample_units_store(sample: Sample, content: AppContent, features: AppFeatures) -> None:
+    """Write the sample's unit pack (with the yara facts from ``features``) unless it is
+    there already (another worker may have written it)."""
     name = units_storage_name(sample.file.name)
     if default_storage.exists(name):
         return
+    content = dataclasses.replace(content, facts=android_globals(features))
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="units-") as fh:
         write_units(fh, _units_key(sample.file.name), content)
         fh.seek(0)

@@ -4,7 +4,9 @@ pack is refused with UnitsError (the caller then reads the app), never used half
 from __future__ import annotations
 
 import io
+import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from engine.analyze import DEFAULT_LIMITS, Limits, analyze_with_content, read_content
 from engine.errors import AnalysisError
 from engine.features import AppContent
-from engine.ruleset import compile_ruleset, match
+from engine.ruleset import android_globals, compile_ruleset, match, match_yara
 from engine.tests.test_ruleset import record
 from engine.units import UnitsError, read_units, write_units
 
@@ -66,6 +68,18 @@ def test_a_pack_is_refused_when_damaged_or_foreign(corpus: Path) -> None:
         _read(blob[:40] + struct.pack("<H", 65535) + blob[head:])
 
 
+def test_a_pack_keeps_the_android_facts_and_refuses_broken_ones(corpus: Path) -> None:
+    features, content = analyze_with_content(corpus / "apks" / "android.apk")
+    facts = android_globals(features)
+    blob = _pack(replace(content, facts=facts))
+
+    assert _read(blob).facts == facts
+    assert _read(_pack(content)).facts is None  # a pack may have none: features serve then
+    broken = blob.replace(json.dumps(facts, separators=(",", ":")).encode()[:8], b"\xff" * 8)
+    with pytest.raises(UnitsError, match="facts are not JSON"):
+        _read(broken)
+
+
 def test_yara_matches_the_same_from_a_pack_as_from_the_app(corpus: Path) -> None:
     features, content = analyze_with_content(corpus / "apks" / "android.apk")
     rules = compile_ruleset(
@@ -88,6 +102,17 @@ def test_yara_matches_the_same_from_a_pack_as_from_the_app(corpus: Path) -> None
     assert [(m.signature_id, m.evidence) for m in from_pack] == [
         (m.signature_id, m.evidence) for m in direct
     ]
+    # yara alone, from the facts the pack keeps, without the features
+    pack = io.BytesIO(_pack(replace(content, facts=android_globals(features))))
+    alone = match_yara(read_units(pack, OWNER, content.path, DEFAULT_LIMITS), rules)
+    assert [(m.signature_id, m.evidence) for m in alone] == [
+        (m.signature_id, m.evidence) for m in direct
+    ]
+    assert rules.yara_only
+    mixed = [*rules.records, record(3, "indicator", "evil.example")]
+    assert not compile_ruleset(mixed).yara_only  # the other kinds need the features
+    with pytest.raises(ValueError, match="facts"):
+        match_yara(content, rules)
 
 
 def test_first_hit_finds_the_same_records_as_a_full_scan(corpus: Path) -> None:
