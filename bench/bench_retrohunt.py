@@ -1,7 +1,7 @@
 """Retro-hunt throughput through real Celery workers on queue ``hunts``.
 
 Run: .venv/bin/python bench/bench_retrohunt.py [--samples 10000] [--workers 1,2]
-         [--hash-rules 1000] [--chunk 200] [--var /tmp/bench-retrohunt] [--out F]
+         [--hash-rules 1000] [--chunk 500] [--var /tmp/bench-retrohunt] [--out F]
      (or ``python bench/run.py retrohunt``). Writes bench/results/retrohunt.json; never asserted.
 
 - A fresh database, broker and media folder under ``--var`` (PORTAL_VAR_DIR; default
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--hash-rules", type=int, default=1000)
-    parser.add_argument("--chunk", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--var", type=Path, default=Path("/tmp/bench-retrohunt"))
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -240,7 +240,7 @@ SCAN_TEST_DELAY_SECONDS = env.float("SCAN_TEST_DELAY_SECONDS", default=0.0)
 SCAN_REQUEUE_AFTER_SECONDS = env.int("SCAN_REQUEUE_AFTER_SECONDS", default=300)
 # --- retro-hunts (docs/retrohunts.md) -------------------------------------------------------
 # Samples per chunk task on queue "hunts": several workers share one hunt chunk by chunk.
-RETROHUNT_CHUNK_SIZE = env.int("RETROHUNT_CHUNK_SIZE", default=200)
+RETROHUNT_CHUNK_SIZE = env.int("RETROHUNT_CHUNK_SIZE", default=500)
 # Hunt workers look for chunks whose worker died (or that were never delivered) this often.
 RETROHUNT_RECOVER_EVERY_SECONDS = env.float("RETROHUNT_RECOVER_EVERY_SECONDS", default=60.0)
 # Test-only: each sample of a hunt chunk sleeps this long, so a test can watch progress move.
