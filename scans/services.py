@@ -575,6 +575,8 @@ def sample_units_load(sample: Sample, path: str) -> AppContent | None:
     """The sample's manifest and DEX from its unit pack (``path`` is the app on local disk);
     None when there is no usable pack (a damaged one is deleted, to be written again)."""
     name = units_storage_name(sample.file.name)
+    if not default_storage.exists(name):  # S3 raises its own error for a missing key on read
+        return None
     try:
         with default_storage.open(name, "rb") as fh:
             return read_units(fh, _units_key(sample.file.name), path, DEFAULT_LIMITS)
