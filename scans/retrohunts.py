@@ -395,26 +395,28 @@ def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
 def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
     """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
     needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
+    full = bool(ruleset.behavior_index)
     current = sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
-    if current and ruleset.yara_only:
-        # the unit pack holds all a yara rule sees but the raw file: the ``android`` facts,
-        # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads")
+    if current and needs_bytes:
+        # the unit pack holds what a yara rule sees but the raw file: the ``android`` facts,
+        # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads"); the
+        # stored features are read only when other kinds need them or the pack lacks facts
         with _local_path(sample.file.name) as path:
             content = sample_units_load(sample, path)
+            features = None
+            if content is None or content.facts is None or not ruleset.yara_only:
+                features = _features_for(sample, full=full)
+            if features is not None:
+                if content is None:
+                    content = read_content(path)
+                    sample_units_store(sample, content, features)
+                return _yara_match(features, ruleset, content)
             if content is not None and content.facts is not None:
                 return _yara_match(None, ruleset, content)
-    features = _features_for(sample, full=bool(ruleset.behavior_index))
-    if features is not None and not needs_bytes:
-        return engine_match(features, ruleset)
+        # no usable stored features after all: analysed again below
+    features = _features_for(sample, full=full) if current and not needs_bytes else None
     if features is not None:
-        # stored features give the yara ``android`` facts; the manifest and DEX come from the
-        # unit pack, else from the app, inflated once more (and the pack written)
-        with _local_path(sample.file.name) as path:
-            content = sample_units_load(sample, path)
-            if content is None:
-                content = read_content(path)
-                sample_units_store(sample, content, features)
-            return _yara_match(features, ruleset, content)
+        return engine_match(features, ruleset)
     with _local_path(sample.file.name) as path:
         features, content = analyze_with_content(path)
         if features.sha256 != sample.sha256:
