@@ -5,25 +5,29 @@
   can cache its compiled form: ``"release-<n>"``, or ``"empty"`` before the first release.
 - ``release_records(number)``: the records a release pins, sorted by signature id.
 
-Records come from the release's own full bundle file (exactly what devices install); a
-release whose files are not built yet falls back to the pinned revisions in the database.
+Records come from the release's own full bundle (exactly what devices install), read from
+shared storage so that a worker on any machine gets it (``releases.bundles``); a release whose
+bundle is not there falls back to the pinned revisions in the database, which give the same
+records (a test compares them record for record).
 Decoded releases are kept in memory (a few, newest first), so calling this for every scan
 costs one small query.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from pathlib import Path
-
-from django.conf import settings
+from dataclasses import dataclass
 
 from engine.codec import CodecError, apply_full
 from engine.features import RuleRecord
 from releases import pins as pin_codec
+from releases.bundles import bundle_read
 from releases.models import FileKind, Release, ReleaseFile, ReleaseState
+from threats.api import records_for_pins
+
+log = logging.getLogger(__name__)
 
 # records of at most this many releases stay decoded in memory per process
 _CACHE_SIZE = 3
@@ -85,34 +89,29 @@ def release_records(number: int) -> tuple[RuleRecord, ...]:
 
 
 def _records_from_bundle(number: int, sha: str) -> tuple[RuleRecord, ...] | None:
-    full = ReleaseFile.objects.filter(release__number=number, kind=FileKind.FULL).first()
-    if full is None:
+    """The release's full bundle from shared storage, checked against the database."""
+    full = (
+        ReleaseFile.objects.filter(release__number=number, kind=FileKind.FULL)
+        .values_list("sha256", flat=True)
+        .first()
+    )
+    data = bundle_read(full) if full else None
+    if data is None:
         return None
-    path = Path(settings.RELEASE_REPO_DIR) / "targets" / f"{full.sha256}.{full.target}"
     try:
-        state = apply_full(path.read_bytes(), _ANY_ENGINE)
-    except (OSError, CodecError):
+        state = apply_full(data, _ANY_ENGINE)
+    except CodecError:
+        log.warning("release %s: its full bundle does not decode; using its pins", number)
         return None
     if state.sha256 != sha:
+        log.warning("release %s: its full bundle has another state; using its pins", number)
         return None
     return state.all_records
 
 
 def _records_from_pins(number: int) -> tuple[RuleRecord, ...]:
-    from threats.api import records_for_revisions
-
     blob = Release.objects.filter(number=number).values_list("pins", flat=True).get()
-    pinned = pin_codec.unpack(bytes(blob))
-    noisy = {rev_id: flag for _, rev_id, flag in pinned}
-    records = records_for_revisions(noisy)
-    return tuple(replace(r, noisy=noisy[rid]) for r, rid in _with_revision_ids(records, pinned))
-
-
-def _with_revision_ids(
-    records: list[RuleRecord], pinned: list[pin_codec.Pin]
-) -> list[tuple[RuleRecord, int]]:
-    by_signature = {sig_id: rev_id for sig_id, rev_id, _ in pinned}
-    return [(r, by_signature[r.id]) for r in records if r.id in by_signature]
+    return tuple(records_for_pins(pin_codec.unpack(bytes(blob))))
 
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""A release's pins: the sorted (signature id, revision id, noisy) triples, packed small.
+"""A release's pins: the sorted (signature id, revision number, noisy) triples, packed small.
 
 Layout (before zstd): ``n`` then three columns of unsigned LEB128 varints — signature id
-steps (first from 0), revision ids, noisy flags. Column order puts like with like; a million
+steps (first from 0), revision numbers, noisy flags. Column order puts like with like; a million
 pins pack to a few megabytes and unpack in about a second. Diffs between two releases are
 set operations on these tuples, so comparing releases never touches the signature tables.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-Pin = tuple[int, int, bool]  # signature id, revision id, noisy
+Pin = tuple[int, int, bool]  # signature id, revision number (not the row id), noisy
 
 
 def _put(out: bytearray, value: int) -> None:
@@ -33,8 +33,8 @@ def pack(pins: Iterable[Pin]) -> bytes:
             raise ValueError(f"signature {sig_id} pinned twice")
         _put(out, sig_id - previous)
         previous = sig_id
-    for _, rev_id, _ in ordered:
-        _put(out, rev_id)
+    for _, number, _ in ordered:
+        _put(out, number)
     out += bytes(1 if noisy else 0 for _, _, noisy in ordered)
     return zstandard.ZstdCompressor(level=3).compress(bytes(out))
 

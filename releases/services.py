@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -23,11 +23,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.codec import State, build_delta, state_file_bytes
-from engine.features import RuleRecord
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from portal.models import User
 from releases import pins as pin_codec
+from releases.bundles import bundle_store
 from releases.models import (
     AdoptionSnapshot,
     Channel,
@@ -39,6 +39,7 @@ from releases.models import (
 )
 from releases.repository import open_repository, publish_lock, timestamp_expiry
 from releases.tuf_repo import delta_target_name, full_target_name, release_custom
+from threats.api import records_for_pins, shipping_pins
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +55,6 @@ def _require(user: User, perm: str, what: str) -> None:
 
 
 # --- snapshot ----------------------------------------------------------------------------
-
-
-def _shipping_pins() -> list[pin_codec.Pin]:
-    """(signature id, deployed revision number, noisy) of every deployed or noisy signature.
-
-    Two columns of one table with one join, no bodies: cheap enough to run inside the
-    publish transaction even at a million signatures (threats.api offers records, not pins).
-    """
-    from threats.models import Signature, Status
-
-    rows = Signature.objects.filter(
-        status__in=(Status.DEPLOYED, Status.NOISY), deployed_revision__isnull=False
-    ).values_list("id", "deployed_revision__number", "status")
-    return [(sid, number, status == Status.NOISY) for sid, number, status in rows.iterator(5000)]
 
 
 def _refuse_ungated() -> None:
@@ -117,7 +104,7 @@ def release_publish(
         _lock_publishing()
         previous = Release.objects.select_for_update().order_by("-number").first()
         number = (previous.number if previous is not None else 0) + 1
-        pinned = _shipping_pins()
+        pinned = shipping_pins()
         noisy = sum(1 for p in pinned if p[2])
         before = _pins_of(_previous_published(number))
         change = pin_codec.diff(before, pinned)
@@ -164,35 +151,6 @@ def _pins_of(release: Release | None) -> list[pin_codec.Pin]:
 # --- build -------------------------------------------------------------------------------
 
 
-def _records_for_pins(pinned: list[pin_codec.Pin]) -> list[RuleRecord]:
-    """The pinned revisions as records. One query for those still shipping (nearly all of
-    them); revisions replaced since the snapshot are fetched by id."""
-    from threats.api import deployed_records, records_for_revisions
-    from threats.models import SignatureRevision
-
-    wanted = {sid: (number, noisy) for sid, number, noisy in pinned}
-    out: dict[int, RuleRecord] = {}
-    for record in deployed_records():
-        pin = wanted.get(record.id)
-        if pin is not None and pin[0] == record.revision:
-            out[record.id] = record if record.noisy == pin[1] else replace(record, noisy=pin[1])
-    missing = [(sid, pin) for sid, pin in wanted.items() if sid not in out]
-    if missing:
-        ids: list[int] = []
-        for sid, (number, _) in missing:
-            rev_id = (
-                SignatureRevision.objects.filter(signature_id=sid, number=number)
-                .values_list("id", flat=True)
-                .first()
-            )
-            if rev_id is None:
-                raise ApplicationError(f"signature {sid} revision {number} no longer exists")
-            ids.append(rev_id)
-        for record in records_for_revisions(ids):
-            out[record.id] = replace(record, noisy=wanted[record.id][1])
-    return [out[sid] for sid in sorted(out)]
-
-
 @dataclass(frozen=True)
 class BuiltFile:
     kind: str
@@ -228,7 +186,7 @@ def _build_locked(number: int, started: float) -> Release:
         return release
     repo = open_repository()
     pinned = _pins_of(release)
-    records = _records_for_pins(pinned)
+    records = records_for_pins(pinned)
     if len(records) != len(pinned):
         raise ApplicationError(f"{len(pinned) - len(records)} pinned revisions are missing")
     state = State(release=number, records=records, engine_version=ANY_ENGINE)
@@ -270,6 +228,8 @@ def _build_locked(number: int, started: float) -> Release:
     # targets of releases that fell out of the retention window leave targets.json (their
     # files stay on disk for devices mid-download)
     stale = list(ReleaseFile.objects.filter(listed=True, release__number__lte=number - retention))
+    # workers on other machines read the release from shared storage (releases/bundles.py)
+    bundle_store(files[0].data)
     repo.add_targets(
         [(f.target, f.data, f.custom) for f in files],
         remove=[f.target for f in stale],

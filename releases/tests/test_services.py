@@ -13,6 +13,7 @@ from releases.api import current_ruleset, release_records
 from releases.models import Release, ReleaseFile, ReleaseState
 from releases.services import release_build, release_halt, release_publish, release_rollout
 from releases.tuf_repo import UpdateRepository
+from threats.api import records_for_pins
 from threats.models import Status
 
 
@@ -183,5 +184,62 @@ def test_a_release_ships_the_reviewed_severity_not_a_pending_downgrade(
     assert (record.revision, record.severity) == (2, "riskware")
     [change] = release_diff(second)["changed"]
     assert (change["before"]["severity"], change["after"]["severity"]) == ("malicious", "riskware")
-    rebuilt = services._records_for_pins(services._pins_of(first))
+    rebuilt = records_for_pins(services._pins_of(first))
     assert [(r.revision, r.severity) for r in rebuilt] == [(1, "malicious")]
+
+
+@pytest.mark.django_db
+def test_ruleset_from_pins_equals_the_shipped_bundle_record_for_record(
+    update_repo: UpdateRepository, signatures, reviewer, settings, tmp_path
+) -> None:
+    # given signatures at revisions 1 to 4 (so revision numbers and row ids differ), a noisy
+    # one, and a release of them
+    sigs = [signatures.deploy() for _ in range(6)]
+    for i, sig in enumerate(sigs):
+        for _ in range(i % 4):
+            signatures.revise(sig)
+    signatures.set_status(sigs[2], Status.NOISY)
+    release = publish(reviewer)
+    # and one signature revised again after the release was published (its pin is no
+    # longer the deployed revision)
+    signatures.revise(sigs[5])
+    # when a worker on another machine, without the TUF folder, builds the ruleset from the
+    # bundle in shared storage, and another one from the pins alone
+    settings.RELEASE_REPO_DIR = tmp_path / "not-on-this-machine"
+    from releases import api as releases_api
+
+    releases_api._cache.clear()
+    from_bundle = releases_api._records_from_bundle(release.number, release.state_sha256)
+    from_pins = releases_api._records_from_pins(release.number)
+    # then both are exactly what the release ships, record for record
+    assert from_bundle is not None
+    assert list(from_pins) == list(from_bundle)
+    assert sorted((r.id, r.revision) for r in from_bundle) == sorted(
+        (s.pk, 1 + i % 4) for i, s in enumerate(sigs)
+    )
+    assert [r.id for r in from_bundle if r.noisy] == [sigs[2].pk]
+    assert release_records(release.number) == from_bundle
+
+
+@pytest.mark.django_db
+def test_a_damaged_bundle_in_storage_falls_back_to_the_pins(
+    update_repo: UpdateRepository, signatures, reviewer
+) -> None:
+    # given a release whose bundle in shared storage was overwritten with other bytes
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from releases import api as releases_api
+
+    sig = signatures.deploy()
+    signatures.revise(sig)
+    release = publish(reviewer)
+    full = ReleaseFile.objects.get(release=release, kind="full")
+    name = f"releases/full/{full.sha256}.bundle"
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(b"not a bundle"))
+    releases_api._cache.clear()
+    # when a worker reads the release, then it refuses the bytes and uses the pins instead
+    assert releases_api._records_from_bundle(release.number, release.state_sha256) is None
+    [record] = release_records(release.number)
+    assert (record.id, record.revision) == (sig.pk, 2)
