@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery, bootsteps
+from celery.signals import celeryd_init
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -22,6 +23,17 @@ app.conf.task_queues = [
     for name in ("default", "scans", "hunts", "publish")
 ]
 app.autodiscover_tasks()
+
+# This process's Celery node name ("worker1@host"), set when a worker starts and inherited
+# by its pool processes. Jobs record it, so any machine can tell from the node's heartbeat
+# row whether the worker running a job is still alive (scans.services._holder_lost).
+NODE_NAME = ""
+
+
+@celeryd_init.connect
+def _remember_node_name(sender: object = None, **_: object) -> None:
+    global NODE_NAME
+    NODE_NAME = str(sender or "")
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 
 import django_filters
@@ -59,6 +60,19 @@ def _check_worker() -> str:
         return "ok" if WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists() else "down"
     except Exception:
         return "down"
+
+
+def live_worker_names(names: Iterable[str]) -> set[str]:
+    """Those of ``names`` (Celery node names) whose heartbeat is fresh, on any machine."""
+    wanted = {n for n in names if n}
+    if not wanted:
+        return set()
+    fresh = timezone.now() - settings.WORKER_STALE_AFTER
+    return set(
+        WorkerHeartbeat.objects.filter(hostname__in=wanted, last_seen__gte=fresh).values_list(
+            "hostname", flat=True
+        )
+    )
 
 
 def live_workers() -> QuerySet[WorkerHeartbeat]:

@@ -293,7 +293,7 @@ DEVICE_UPDATE_RATE = env.str("DEVICE_UPDATE_RATE", default="60/hour")
 DEVICE_REGISTER_RATE = env.str("DEVICE_REGISTER_RATE", default="30/min")
 
 # A worker writes a heartbeat row this often; /healthz calls it down after WORKER_STALE_AFTER.
-WORKER_HEARTBEAT_SECONDS = 10
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 WORKER_STALE_AFTER = timedelta(seconds=env.int("WORKER_STALE_AFTER_SECONDS", default=45))
 
 LOGGING = {

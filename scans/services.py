@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -49,6 +50,7 @@ from engine.units import UnitsError, read_units, write_units
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
+from portal.selectors import live_worker_names
 from scans.models import (
     FINISHED,
     HuntChunk,
@@ -104,7 +106,11 @@ def requeue_after() -> timedelta:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``node/host:pid``: the Celery node (whose heartbeat row any machine can read), then
+    this process. Outside a worker (tests, management commands) the node part is empty."""
+    from portal.celery import NODE_NAME
+
+    return f"{NODE_NAME}/{socket.gethostname()}:{os.getpid()}"
 
 
 # --- storing files ------------------------------------------------------------------------------
@@ -320,14 +326,27 @@ def _pid_dead(pid: int) -> bool:
     return False
 
 
+_PROCESS = re.compile(r"(?:(?P<node>[^/]*)/)?(?P<host>.*):(?P<pid>[0-9]{1,9})", re.ASCII)
+
+
 def _holder_lost(scan: ScanJob | HuntChunk, *, now: Any, me: str | None) -> bool:
-    """True when the process that marked ``scan`` running can no longer be running it."""
+    """True when the process that marked ``scan`` running can no longer be running it.
+
+    Works across machines: the job names its Celery node, and a node whose heartbeat row is
+    older than WORKER_STALE_AFTER is gone wherever it ran. On the same host a dead pid is a
+    quicker answer (a pool process killed while its node lives on). The lease bounds the rest.
+    """
     if scan.worker and scan.worker == me:
         return True  # this process was interrupted (e.g. a retried DB error) and is back
     if scan.started_at is None or scan.started_at + lease() < now:
         return True
-    host, _, pid = scan.worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and _pid_dead(int(pid))
+    holder = _PROCESS.fullmatch(scan.worker)
+    if holder is None:
+        return False
+    node, host, pid = holder["node"], holder["host"], int(holder["pid"])
+    if host == socket.gethostname() and _pid_dead(pid):
+        return True
+    return bool(node) and not live_worker_names([node])
 
 
 def _scan_claim(scan_id: int) -> ScanJob | None:

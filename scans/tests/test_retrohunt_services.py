@@ -16,7 +16,7 @@ from engine import ENGINE_VERSION
 from engine.analyze import DEFAULT_LIMITS, analyze, read_content
 from engine.units import read_units, write_units
 from portal.exceptions import ApplicationError, ForbiddenError
-from portal.models import User
+from portal.models import User, WorkerHeartbeat
 from scans import retrohunts
 from scans.models import ChunkStatus, HuntChunk, HuntStatus, RetroHunt, Sample, ScanJob, ScanStatus
 from scans.retrohunts import (
@@ -273,12 +273,16 @@ def test_a_chunk_whose_worker_died_is_sent_again_and_finished(
         user=researcher, rule={"kind": "indicator", "body": "evil.example"}, enqueue=False
     )
     chunk = hunt.chunks.get()
-    # a worker on this host claimed it, then was SIGKILLed (its pid no longer exists)
-    HuntChunk.objects.filter(pk=chunk.pk).update(
-        status=ChunkStatus.RUNNING, worker="nohost-dead:1", attempts=1, started_at=timezone.now()
+    # a worker on another machine claimed it, then died: its node's heartbeat went stale
+    WorkerHeartbeat.objects.create(
+        hostname="hunter@machine-b", queues=["hunts"], last_seen=timezone.now() - timedelta(hours=1)
     )
-    monkeypatch.setattr("scans.services._holder_lost", lambda c, now, me: True)
-    monkeypatch.setattr("scans.retrohunts._holder_lost", lambda c, now, me: True)
+    HuntChunk.objects.filter(pk=chunk.pk).update(
+        status=ChunkStatus.RUNNING,
+        worker="hunter@machine-b/machine-b:4242",
+        attempts=1,
+        started_at=timezone.now(),
+    )
     monkeypatch.setattr(retrohunts, "chunks_enqueue", lambda chunk_ids: None)
 
     assert hunts_recover() == [chunk.pk]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from engine import ENGINE_VERSION
 from portal.exceptions import ApplicationError
+from portal.models import WorkerHeartbeat
 from scans import rulesets, services
 from scans.models import Sample, ScanJob, ScanStatus
 from scans.rulesets import EMPTY
@@ -138,6 +140,31 @@ def test_a_scan_running_in_a_live_worker_is_not_taken_over(small_apk: Path) -> N
     assert scan_run(scan_id=scan.pk, ruleset_provider=_empty) is None
     scan.refresh_from_db()
     assert scan.status == ScanStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_age", "taken_over"), [(timedelta(seconds=2), False), (timedelta(hours=1), True)]
+)
+def test_a_scan_held_by_a_worker_on_another_machine_is_taken_over_once_its_heartbeat_stops(
+    small_apk: Path, heartbeat_age: timedelta, taken_over: bool
+) -> None:
+    # given a scan running on another machine's worker node, whose last heartbeat is this old
+    _, scan = stored_sample(small_apk)
+    WorkerHeartbeat.objects.create(
+        hostname="scanner@machine-b", queues=["scans"], last_seen=timezone.now() - heartbeat_age
+    )
+    ScanJob.objects.filter(pk=scan.pk).update(
+        status=ScanStatus.RUNNING,
+        worker="scanner@machine-b/machine-b:77",
+        started_at=timezone.now(),
+        attempts=1,
+    )
+    # when the scan is delivered to a worker here
+    scan_run(scan_id=scan.pk, ruleset_provider=_empty)
+    # then it is run here only if the other node is gone
+    scan.refresh_from_db()
+    assert scan.status == (ScanStatus.SUCCEEDED if taken_over else ScanStatus.RUNNING)
+    assert scan.attempts == (2 if taken_over else 1)
 
 
 def test_a_scan_that_keeps_losing_its_worker_ends_failed(small_apk: Path) -> None:
