@@ -13,8 +13,11 @@ import os
 from celery import Celery, bootsteps
 from celery.signals import celeryd_init
 from kombu import Exchange, Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+# `filesystem://` means our write-then-rename transport (portal/broker.py), in every process.
+TRANSPORT_ALIASES["filesystem"] = "portal.broker:Transport"
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
