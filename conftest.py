@@ -102,6 +102,12 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def process_env(transactional_db: None) -> dict[str, str]:
+    """The environment for a process (worker, server) that shares this test's database."""
+    return _worker_env()
+
+
 class Worker:
     def __init__(self, queues: str) -> None:
         self.queues = queues
@@ -229,6 +235,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests render templates without running collectstatic first.
     # Each test run starts with no log-in failures or throttle counts remembered.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Tests publish many releases a minute; the throttle's own tests set a low rate.
+    settings.RELEASE_PUBLISH_RATE = "10000/min"
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

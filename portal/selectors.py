@@ -18,9 +18,41 @@ from portal.models import AuditEntry, WorkerHeartbeat
 log = logging.getLogger(__name__)
 
 
+# Celery beat's heartbeat row (portal.beat) is told apart from workers' rows by this prefix.
+BEAT_PREFIX = "celery-beat@"
+
+
 def health_check() -> dict[str, str]:
-    """'ok' or 'down' for database, broker and worker. Says nothing about configuration."""
-    return {"database": _check_database(), "broker": _check_broker(), "worker": _check_worker()}
+    """'ok' or 'down' for the database, the broker, the workers (every queue has a live
+    worker, on any machine) and beat. Says nothing about configuration."""
+    idle, beat = _fleet()
+    return {
+        "database": _check_database(),
+        "broker": _check_broker(),
+        "worker": "ok" if idle == [] else "down",
+        "beat": beat,
+    }
+
+
+def queues_without_worker() -> list[str]:
+    """The queues no live worker consumes now (all of them when the database is down)."""
+    return _fleet()[0] or []
+
+
+def _fleet() -> tuple[list[str] | None, str]:
+    """(queues with no live worker or None when unknown, beat state) from heartbeat rows."""
+    try:
+        fresh = timezone.now() - settings.WORKER_STALE_AFTER
+        rows = list(
+            WorkerHeartbeat.objects.filter(last_seen__gte=fresh).values_list("hostname", "queues")
+        )
+    except Exception:
+        log.warning("health: heartbeat check failed", exc_info=True)
+        return None, "down"
+    served = {q for name, queues in rows if not name.startswith(BEAT_PREFIX) for q in queues}
+    idle = [q for q in settings.CELERY_TASK_QUEUES_NAMES if q not in served]
+    beat = "ok" if any(name.startswith(BEAT_PREFIX) for name, _ in rows) else "down"
+    return idle, beat
 
 
 def _check_database() -> str:
@@ -54,14 +86,6 @@ def _check_broker() -> str:
         return "down"
 
 
-def _check_worker() -> str:
-    try:
-        fresh = timezone.now() - settings.WORKER_STALE_AFTER
-        return "ok" if WorkerHeartbeat.objects.filter(last_seen__gte=fresh).exists() else "down"
-    except Exception:
-        return "down"
-
-
 def live_worker_names(names: Iterable[str]) -> set[str]:
     """Those of ``names`` (Celery node names) whose heartbeat is fresh, on any machine."""
     wanted = {n for n in names if n}
@@ -76,9 +100,11 @@ def live_worker_names(names: Iterable[str]) -> set[str]:
 
 
 def live_workers() -> QuerySet[WorkerHeartbeat]:
-    return WorkerHeartbeat.objects.filter(
-        last_seen__gte=timezone.now() - settings.WORKER_STALE_AFTER
-    ).order_by("hostname")
+    return (
+        WorkerHeartbeat.objects.filter(last_seen__gte=timezone.now() - settings.WORKER_STALE_AFTER)
+        .exclude(hostname__startswith=BEAT_PREFIX)
+        .order_by("hostname")
+    )
 
 
 class AuditFilter(django_filters.FilterSet):

@@ -283,6 +283,7 @@ TUF_KEYS_DIR = Path(env.str("TUF_KEYS_DIR", default=str(VAR_DIR / "tuf-keys")))
 RELEASE_DELTA_RETENTION = env.int("RELEASE_DELTA_RETENTION", default=30)
 RELEASE_INITIAL_ROLLOUT_PERCENT = env.int("RELEASE_INITIAL_ROLLOUT_PERCENT", default=100)
 RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", default=24)
+    "releases.resend_stuck_builds": {"queue": "publish"},
 DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_secret(
     "device_enrollment_key"
 )
@@ -297,9 +298,40 @@ WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 WORKER_STALE_AFTER = timedelta(seconds=env.int("WORKER_STALE_AFTER_SECONDS", default=45))
 
 LOGGING = {
+    # a build whose message was lost (broker down at publish) is sent again
+    "resend-stuck-builds": {
+        "task": "releases.resend_stuck_builds",
+        "schedule": 300.0,
+        "options": {"queue": "publish"},
+    },
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+# Publishes per reviewer (every interface); more get 429 with Retry-After. While a release is
+# building another publish gets 409; a build not finished this long after publish is sent again.
+RELEASE_PUBLISH_RATE = env.str("RELEASE_PUBLISH_RATE", default="10/min")
+RELEASE_BUILD_RESEND_AFTER_SECONDS = env.int("RELEASE_BUILD_RESEND_AFTER_SECONDS", default=600)
+# run_portal restarts a child that died after this long, doubling with each quick failure.
+RUN_PORTAL_FIRST_RESTART_SECONDS = env.float("RUN_PORTAL_FIRST_RESTART_SECONDS", default=1.0)
+
+# --- metrics and logs (docs/observability.md) -----------------------------------------------
+# prometheus_client's multiprocess mode: each web process writes its HTTP counters to files
+# here and one scrape of /metrics sums them. prometheus_client reads the variable when it is
+# imported, so it is set here, before any of our code imports it (web, workers and tests alike).
+# One folder per machine on a local disk; run_portal empties it when the server starts.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+).resolve()
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# Who may read /metrics: these addresses or networks (REMOTE_ADDR), or a request with
+# "Authorization: Bearer <METRICS_TOKEN>" (empty: no token access).
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# "plain" lines for people, or "json": one JSON object a line, for log shippers.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")

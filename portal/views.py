@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from portal import dashboard
 from portal.htmx import is_htmx
-from portal.selectors import audit_facets, audit_list, health_check
+from portal.selectors import audit_facets, audit_list, health_check, queues_without_worker
 from portal.services import login_failure_record, login_failures_clear, login_locked_for
 
 
@@ -79,4 +79,8 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
     body: dict[str, Any] = {"status": "ok" if not down else "down", **checks}
     if down:
         body["message"] = f"Down: {', '.join(down)}."
+    if checks["worker"] != "ok":
+        idle = queues_without_worker()
+        body["queues_without_worker"] = idle
+        body["message"] += f" No live worker consumes: {', '.join(idle)}."
     return JsonResponse(body, status=503 if down else 200)

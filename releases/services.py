@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,8 +25,15 @@ from django.utils import timezone
 
 from engine.codec import State, build_delta, state_file_bytes
 from portal.audit import audit_log
-from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from portal.exceptions import (
+    ApplicationError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+)
 from portal.models import User
+from portal.ratelimit import rate_hit
 from releases import pins as pin_codec
 from releases.bundles import bundle_store
 from releases.models import (
@@ -85,6 +93,23 @@ def _lock_publishing() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_KEY])
 
 
+def _refuse_while_building() -> None:
+    """Publishes coalesce: while one release is queued or building, another one would snapshot
+    nearly the same revisions and queue a second build behind it, so it is refused (409)."""
+    building = (
+        Release.objects.filter(state=ReleaseState.BUILDING)
+        .order_by("number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    if building is not None:
+        raise ConflictError(
+            f"Release {building} is still being built. Publish again once it is published "
+            "(it will include everything approved until its snapshot).",
+            {"building": building, "url": f"/api/v1/releases/{building}/"},
+        )
+
+
 def release_publish(
     *,
     by: User,
@@ -94,6 +119,11 @@ def release_publish(
 ) -> Release:
     """Snapshot the shipping revisions as the next release and queue its build."""
     _require(by, "releases.publish_release", "publish releases")
+    wait = rate_hit(f"release-publish:{by.pk}", rate=settings.RELEASE_PUBLISH_RATE)
+    if wait is not None:
+        raise RateLimitedError(
+            f"You have published too often; try again in {wait} s.", retry_after=wait
+        )
     percent = (
         settings.RELEASE_INITIAL_ROLLOUT_PERCENT if rollout_percent is None else rollout_percent
     )
@@ -102,6 +132,7 @@ def release_publish(
     open_repository()  # refuse before taking a number if the feed cannot be written
     with transaction.atomic():
         _lock_publishing()
+        _refuse_while_building()
         previous = Release.objects.select_for_update().order_by("-number").first()
         number = (previous.number if previous is not None else 0) + 1
         pinned = shipping_pins()
@@ -134,6 +165,23 @@ def release_publish(
 
             transaction.on_commit(lambda: build_release.apply_async(args=(number,)))
     return release
+
+
+def builds_resend() -> list[int]:
+    """Send again the builds of releases still building long after they were published (their
+    message was lost). A duplicate is harmless: the build checks the state under the lock."""
+    from releases.tasks import build_release
+
+    stale = timezone.now() - timedelta(seconds=settings.RELEASE_BUILD_RESEND_AFTER_SECONDS)
+    numbers = list(
+        Release.objects.filter(state=ReleaseState.BUILDING, created_at__lt=stale)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
+    for number in numbers:
+        logger.warning("release %s still building since before %s; build sent again", number, stale)
+        build_release.apply_async(args=(number,))
+    return numbers
 
 
 def _previous_published(number: int) -> Release | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from releases.models import Release, ReleaseState
-from releases.services import adoption_snapshot, release_build, timestamp_refresh
+from releases.services import adoption_snapshot, builds_resend, release_build, timestamp_refresh
 
 # a build waits for an earlier release still building (so deltas chain), but not forever
 _WAIT_FOR_EARLIER_TRIES = 30
@@ -39,3 +39,8 @@ def refresh_timestamp() -> int | None:
 @shared_task(name="releases.snapshot_adoption")
 def snapshot_adoption() -> int:
     return adoption_snapshot()
+
+
+@shared_task(name="releases.resend_stuck_builds")
+def resend_stuck_builds() -> list[int]:
+    return builds_resend()

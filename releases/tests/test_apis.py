@@ -77,3 +77,25 @@ def test_publish_release_and_tuf_keys_commands(update_repo, signatures, reviewer
     assert (tmp_path / "root.json").read_bytes() == update_repo.export_root_bytes()
     call_command("tuf_keys", "rotate-root", stdout=StringIO())
     assert b'"version":2' in (update_repo.metadata_dir / "root.json").read_bytes()
+
+
+@pytest.mark.django_db
+def test_a_publish_while_one_builds_is_409_and_a_burst_is_429(
+    update_repo, signatures, reviewer, api, settings
+) -> None:
+    # given a release queued and not yet built
+    settings.RELEASE_PUBLISH_RATE = "3/min"
+    signatures.deploy()
+    client = api(reviewer)
+    first = client.post("/api/v1/releases/", {"notes": "a"}, format="json")
+    assert first.status_code == 202
+    # when the reviewer publishes again, then the answer names the release being built
+    again = client.post("/api/v1/releases/", {"notes": "b"}, format="json")
+    assert again.status_code == 409
+    assert again.json()["extra"]["building"] == first.json()["number"]
+    # when the script keeps going past the rate, then it is told to wait
+    client.post("/api/v1/releases/", {}, format="json")
+    burst = client.post("/api/v1/releases/", {}, format="json")
+    assert burst.status_code == 429
+    assert 1 <= int(burst["Retry-After"]) <= 60
+    assert "too often" in burst.json()["message"]

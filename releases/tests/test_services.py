@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from portal.exceptions import ApplicationError, ForbiddenError
+from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, RateLimitedError
 from portal.models import AuditEntry
 from releases import services
 from releases.api import current_ruleset, release_records
@@ -99,7 +101,8 @@ def test_a_failed_build_leaves_devices_on_the_previous_release(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_publishes_serialise(update_repo, signatures, reviewer) -> None:
+def test_concurrent_publishes_coalesce_into_one_build(update_repo, signatures, reviewer) -> None:
+    # given a deployed signature
     signatures.deploy()
     numbers: list[int] = []
     errors: list[BaseException] = []
@@ -112,13 +115,58 @@ def test_concurrent_publishes_serialise(update_repo, signatures, reviewer) -> No
         finally:
             connection.close()
 
+    # when four publishes race
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
-    assert sorted(numbers) == [1, 2, 3, 4]
+    # then one release is queued, and the other three are told it is still building
+    assert numbers == [1]
+    assert [type(e) for e in errors] == [ConflictError] * 3
+    assert all(e.extra["building"] == 1 for e in errors)  # type: ignore[attr-defined]
+    assert "Release 1 is still being built" in str(errors[0])
+    # and once it is built, the next publish goes through
+    release_build(number=1)
+    assert release_publish(by=reviewer, enqueue=False).number == 2
+
+
+@pytest.mark.django_db
+def test_publishing_is_throttled_per_reviewer(
+    update_repo, signatures, reviewer, make_user, settings
+):
+    # given a limit of 2 publishes a minute
+    settings.RELEASE_PUBLISH_RATE = "2/min"
+    signatures.deploy()
+    for _ in range(2):
+        publish(reviewer)
+    # when the same reviewer publishes a third time, then it is refused with a wait
+    with pytest.raises(RateLimitedError) as refused:
+        publish(reviewer)
+    assert 1 <= refused.value.retry_after <= 60
+    # and another reviewer is not locked out by it
+    other = make_user("reviewer", username="victor")
+    assert publish(other).state == ReleaseState.PUBLISHED
+
+
+@pytest.mark.django_db
+def test_a_build_whose_message_was_lost_is_sent_again(
+    update_repo, signatures, reviewer, settings, monkeypatch
+) -> None:
+    # given a release published long ago whose build never ran
+    signatures.deploy()
+    release = release_publish(by=reviewer, enqueue=False)
+    Release.objects.filter(pk=release.pk).update(
+        created_at=timezone.now()
+        - timedelta(seconds=settings.RELEASE_BUILD_RESEND_AFTER_SECONDS + 5)
+    )
+    sent: list[tuple[int, ...]] = []
+    monkeypatch.setattr(
+        "releases.tasks.build_release.apply_async", lambda args: sent.append(tuple(args))
+    )
+    # when the recovery pass runs, then its build is sent again (and a fresh one is not)
+    assert services.builds_resend() == [release.number]
+    assert sent == [(release.number,)]
 
 
 @pytest.mark.django_db
