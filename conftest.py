@@ -109,15 +109,34 @@ def process_env(transactional_db: None) -> dict[str, str]:
 
 
 class Worker:
-    def __init__(self, queues: str) -> None:
+    """A real ``celery worker``. ``env`` overrides its environment; ``hostname`` runs it in a
+    UTS namespace of its own under that host name (as root), so it is another machine to
+    every liveness check."""
+
+    def __init__(
+        self, queues: str, *, env: dict[str, str] | None = None, hostname: str | None = None
+    ) -> None:
         self.queues = queues
+        self.env = env or {}
+        self.hostname = hostname
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
 
     def start(self) -> Worker:
         celery = str(Path(sys.executable).with_name("celery"))
+        prefix: list[str] = []
+        if self.hostname:
+            prefix = [
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                f'hostname {self.hostname} && exec "$@"',
+                "sh",
+            ]
         self.proc = subprocess.Popen(
             [
+                *prefix,
                 celery,
                 "-A",
                 "portal",
@@ -131,7 +150,7 @@ class Worker:
                 "--without-mingle",
                 "--without-gossip",
             ],
-            env=_worker_env(),
+            env={**_worker_env(), **self.env},
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -167,8 +186,13 @@ def celery_worker(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     purge_broker()
     started: list[Worker] = []
 
-    def start(queues: str = ",".join(settings.CELERY_TASK_QUEUES_NAMES)) -> Worker:
-        worker = Worker(queues).start()
+    def start(
+        queues: str = ",".join(settings.CELERY_TASK_QUEUES_NAMES),
+        *,
+        env: dict[str, str] | None = None,
+        hostname: str | None = None,
+    ) -> Worker:
+        worker = Worker(queues, env=env, hostname=hostname).start()
         started.append(worker)
         return worker
 

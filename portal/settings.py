@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first, so that it times the whole request and sees the final status code
+    "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -296,24 +299,6 @@ DEVICE_REGISTER_RATE = env.str("DEVICE_REGISTER_RATE", default="30/min")
 # A worker writes a heartbeat row this often; /healthz calls it down after WORKER_STALE_AFTER.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 WORKER_STALE_AFTER = timedelta(seconds=env.int("WORKER_STALE_AFTER_SECONDS", default=45))
-
-LOGGING = {
-    # a build whose message was lost (broker down at publish) is sent again
-    "resend-stuck-builds": {
-        "task": "releases.resend_stuck_builds",
-        "schedule": 300.0,
-        "options": {"queue": "publish"},
-    },
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
-# Publishes per reviewer (every interface); more get 429 with Retry-After. While a release is
-# building another publish gets 409; a build not finished this long after publish is sent again.
-RELEASE_PUBLISH_RATE = env.str("RELEASE_PUBLISH_RATE", default="10/min")
-RELEASE_BUILD_RESEND_AFTER_SECONDS = env.int("RELEASE_BUILD_RESEND_AFTER_SECONDS", default=600)
 # run_portal restarts a child that died after this long, doubling with each quick failure.
 RUN_PORTAL_FIRST_RESTART_SECONDS = env.float("RUN_PORTAL_FIRST_RESTART_SECONDS", default=1.0)
 
@@ -335,3 +320,19 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception"},
+            "timestamp": True,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
