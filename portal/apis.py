@@ -3,39 +3,62 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from portal.authentication import ApiTokenAuthentication
-from portal.exceptions import ApplicationError
+from portal.exceptions import ApplicationError, RateLimitedError
 from portal.models import ApiToken, User
 from portal.permissions import IsStaffUser
+from portal.schema import ApiErrorSerializer
 from portal.services import (
     api_token_create,
     api_token_revoke,
     login_failure_record,
-    login_failures_clear,
     login_locked_for,
+    login_locked_message,
+    login_success_record,
+    username_digest,
 )
 
 
-class AuthThrottle(AnonRateThrottle):
+class AuthThrottle(SimpleRateThrottle):
+    """At most "auth" (20/min) token requests per (username, source IP): a script looping on
+    one account is slowed, and nobody else behind that IP is."""
+
     scope = "auth"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        data = request.data
+        username = str(data.get("username", "")) if hasattr(data, "get") else ""
+        ident = f"{username_digest(username)}:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class TokenApi(APIView):
     """Exchange a username and password for an API token; revoke the token in use."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TokenCreateInput"
+
         username = serializers.CharField()
         password = serializers.CharField(style={"input_type": "password"})
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Token"
+
         token = serializers.CharField()
 
     def get_authenticators(self) -> list[Any]:
@@ -51,7 +74,16 @@ class TokenApi(APIView):
     @extend_schema(
         operation_id="auth_token_create",
         request=InputSerializer,
-        responses={200: OutputSerializer},
+        responses={
+            200: OutputSerializer,
+            400: ApiErrorSerializer,
+            401: OpenApiResponse(ApiErrorSerializer, description="Wrong username or password"),
+            429: OpenApiResponse(
+                ApiErrorSerializer,
+                description="Too many failed log-ins of this username (from this IP, or from "
+                "many): wait `Retry-After` seconds",
+            ),
+        },
         auth=[],
         examples=[
             OpenApiExample(
@@ -60,27 +92,26 @@ class TokenApi(APIView):
             OpenApiExample("Token", value={"token": "q8Vx…"}, response_only=True),
         ],
         summary="Get an API token",
-        description="Send it as `Authorization: Token <token>`. Failed tries are rate-limited.",
+        description=(
+            "Send it as `Authorization: Token <token>`. Failed tries are rate-limited per "
+            "username and source IP, and per username: 429 with `Retry-After`."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
-        ip = request.META.get("REMOTE_ADDR")
+        ip = request.META.get("REMOTE_ADDR") or None
         wait = login_locked_for(username=username, ip=ip)
         if wait:
-            raise ApplicationError(
-                "Too many failed log-ins; try again later.",
-                {"retry_after_seconds": wait},
-                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            )
+            raise RateLimitedError(login_locked_message(wait), retry_after=wait)
         user = authenticate(request, username=username, password=data.validated_data["password"])
         if not isinstance(user, User) or not user.is_active:
             login_failure_record(username=username, ip=ip)
             raise ApplicationError(
                 "Wrong username or password.", status_code=status.HTTP_401_UNAUTHORIZED
             )
-        login_failures_clear(username=username)
+        login_success_record(username=username, ip=ip)
         _, key = api_token_create(user=user)
         return Response(self.OutputSerializer({"token": key}).data, status=status.HTTP_200_OK)
 
@@ -106,6 +137,9 @@ class MeApi(APIView):
     """Who the caller is: username and roles. Scripts use it to check their token."""
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Me"
+
         username = serializers.CharField()
         roles = serializers.ListField(child=serializers.CharField())
 

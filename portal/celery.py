@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from celery.signals import celeryd_init
 from kombu import Exchange, Queue
 from kombu.transport import TRANSPORT_ALIASES
@@ -26,6 +26,33 @@ app.conf.task_queues = [
     for name in ("default", "scans", "hunts", "publish")
 ]
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def use_django_logging(loglevel: int | str | None = None, **kwargs: object) -> None:
+    """Workers and beat log through settings.LOGGING (LOG_FORMAT=json gives JSON lines).
+
+    With a receiver on this signal Celery configures no logging of its own: it neither
+    replaces the root handlers (worker_hijack_root_logger) nor gives ``celery.task`` and the
+    pool's logger plain-text handlers of their own, which turning off
+    worker_hijack_root_logger alone would still do. ``--loglevel`` still sets the level.
+    """
+    import logging.config
+
+    from celery.utils.log import get_multiprocessing_logger
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    root = logging.getLogger()
+    if loglevel:
+        root.setLevel(loglevel)
+    # billiard's pool logger does not propagate; without a handler its errors ("Process ...
+    # exited with ...") would reach stderr as bare text
+    pool_logger = get_multiprocessing_logger()
+    if pool_logger is not None:
+        pool_logger.handlers = list(root.handlers)
+        pool_logger.setLevel(logging.ERROR)
+
 
 # This process's Celery node name ("worker1@host"), set when a worker starts and inherited
 # by its pool processes. Jobs record it, so any machine can tell from the node's heartbeat

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class ApplicationError(Exception):
@@ -43,6 +47,27 @@ class ForbiddenError(ApplicationError):
     status_code = status.HTTP_403_FORBIDDEN
 
 
+class RateLimitedError(ApplicationError):
+    """429 with ``Retry-After: <seconds>`` (and the seconds in ``extra``)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, {"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
+
+def body_too_big_error(limit: int) -> ApplicationError:
+    """413 for a request body over ``limit`` bytes (files go to the multipart uploads)."""
+    size = f"{limit / (1024 * 1024):.1f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return ApplicationError(
+        f"The request body is larger than {size}; send less "
+        "(apps and rule files go to the upload endpoints as multipart).",
+        {"max_bytes": limit},
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
 def _flatten(detail: Any) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -54,9 +79,21 @@ def _flatten(detail: Any) -> str:
     return str(detail)
 
 
+def request_error(exc: SuspiciousOperation) -> ApplicationError:
+    """What a client is told about a request Django refused to read."""
+    if isinstance(exc, RequestDataTooBig):
+        return body_too_big_error(int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0))
+    return ApplicationError(f"The request was refused: {exc}")
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, SuspiciousOperation):
+        exc = request_error(exc)
     if isinstance(exc, ApplicationError):
-        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+        answer = Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+        if isinstance(exc, RateLimitedError):
+            answer["Retry-After"] = str(exc.retry_after)
+        return answer
     if isinstance(exc, DjangoValidationError):
         fields: Any = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
         exc = exceptions.ValidationError(fields)
@@ -65,9 +102,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
 
-    response = exception_handler(exc, context)
-    if response is None:
+    # imported here: rest_framework.views loads DEFAULT_PARSER_CLASSES (portal.parsers), which
+    # imports this module
+    from rest_framework.views import exception_handler
+
+    handled = exception_handler(exc, context)
+    if handled is None:
         return None
+    response = handled
     if isinstance(exc, exceptions.ValidationError):
         body: dict[str, Any] = {
             "message": _flatten(response.data),

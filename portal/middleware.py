@@ -15,6 +15,7 @@ OPEN_PREFIXES = (
     "/api/schema/",
     "/updates/",
     "/healthz",
+    "/metrics",  # its own access rule: portal.metrics.metrics_scrape_allowed
     "/static/",
     "/accounts/login/",
 )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -55,39 +59,149 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> None:
 
 
 # --- log-in throttling -----------------------------------------------------------------------
-def _failure_keys(username: str, ip: str | None) -> list[str]:
-    keys = [f"login-fail:user:{_hash_key(username.lower())}"]
-    if ip:
-        keys.append(f"login-fail:ip:{ip}")
-    return keys
+# Two buckets per attempt: the (username, source IP) pair, locked after LOGIN_FAILURE_LIMIT
+# failures, and the username alone, locked after LOGIN_FAILURE_LIMIT_PER_USERNAME failures
+# from any IPs but never for an IP the username logged in from lately. Nothing is locked per
+# IP alone, so someone behind the team's NAT cannot lock the team out, and API tokens (and the
+# other users behind that IP) are never affected. A pair that is locked is refused without
+# counting, so one IP adds at most LOGIN_FAILURE_LIMIT failures to a username per lockout.
+# Counters are cache.add + cache.incr (atomic on Redis and local memory) and live for
+# LOGIN_FAILURE_WINDOW after the last failure. Cache keys carry a hash, never a username.
+@dataclass(frozen=True)
+class _Bucket:
+    scope: str  # "pair" or "username"
+    key: str
+    limit: int
+
+
+def username_digest(username: str) -> str:
+    """What throttling keys hold instead of a username (case-insensitive)."""
+    data = username.lower().encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:40]
+
+
+def _buckets(username: str, ip: str | None) -> list[_Bucket]:
+    user = username_digest(username)
+    return [
+        _Bucket("pair", f"{user}:{ip or '-'}", max(1, settings.LOGIN_FAILURE_LIMIT)),
+        _Bucket("username", user, max(1, settings.LOGIN_FAILURE_LIMIT_PER_USERNAME)),
+    ]
+
+
+def _known_ip_key(username: str, ip: str) -> str:
+    return f"login-known:{username_digest(username)}:{ip}"
+
+
+def _window_seconds() -> int:
+    return max(1, int(settings.LOGIN_FAILURE_WINDOW.total_seconds()))
+
+
+def _count(key: str, *, timeout: int) -> int:
+    """Add one to the counter ``key`` (created at 0 if missing) and keep it ``timeout``
+    seconds from now. ``incr`` is atomic on Redis and local memory: of concurrent failures,
+    exactly one sees each value, so exactly one of them starts a lockout."""
+    for _ in range(3):
+        cache.add(key, 0, timeout=timeout)
+        try:
+            value = int(cache.incr(key))
+        except ValueError:  # expired between add and incr: add it again
+            continue
+        # Redis and local memory keep a key's expiry on incr, the file cache resets it to the
+        # default timeout: touching gives every backend the same expiry.
+        cache.touch(key, timeout)
+        return value
+    cache.set(key, 1, timeout=timeout)
+    return 1
 
 
 def login_locked_for(*, username: str, ip: str | None) -> int:
-    """Seconds until another attempt is allowed for this username or IP; 0 if allowed."""
-    limit = settings.LOGIN_FAILURE_LIMIT
-    now = timezone.now().timestamp()
-    wait = 0
-    for key in _failure_keys(username, ip):
-        failures: list[float] = cache.get(key, [])
-        recent = [t for t in failures if now - t < settings.LOGIN_FAILURE_WINDOW.total_seconds()]
-        if len(recent) >= limit:
-            oldest = sorted(recent)[-limit]
-            wait = max(wait, int(oldest + settings.LOGIN_FAILURE_WINDOW.total_seconds() - now) + 1)
-    return wait
+    """Seconds until this username may try again from this IP; 0 if it may now."""
+    now = time.time()
+    wait = 0.0
+    known = ip is not None and cache.get(_known_ip_key(username, ip)) is not None
+    for bucket in _buckets(username, ip):
+        if bucket.scope == "username" and known:
+            continue
+        until = cache.get(f"login-lock:{bucket.scope}:{bucket.key}")
+        if until is not None:
+            wait = max(wait, float(until) - now)
+    return math.ceil(wait) if wait > 0 else 0
 
 
-def login_failure_record(*, username: str, ip: str | None) -> None:
-    now = timezone.now().timestamp()
-    window = settings.LOGIN_FAILURE_WINDOW.total_seconds()
-    for key in _failure_keys(username, ip):
-        failures = [t for t in cache.get(key, []) if now - t < window]
-        failures.append(now)
-        cache.set(key, failures[-100:], timeout=int(window))
-    audit_log(actor=None, action="login.failed", object_type="portal.user", object_repr=username)
+def login_locked_message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"Too many failed log-ins. Try again in about {minutes} minute(s)."
 
 
-def login_failures_clear(*, username: str) -> None:
-    cache.delete(_failure_keys(username, None)[0])
+def login_failure_record(*, username: str, ip: str | None) -> int:
+    """Count a failed log-in; the seconds the caller is locked out for now (0: not locked).
+
+    Every LOGIN_FAILURE_LIMIT-th failure of a pair (every ..._PER_USERNAME-th of a username)
+    starts a lockout: LOGIN_FAILURE_WINDOW the first time, twice the previous one each
+    further time (strikes are remembered for LOGIN_LOCKOUT_MAX), at most LOGIN_LOCKOUT_MAX.
+    """
+    window = _window_seconds()
+    cap = max(window, int(settings.LOGIN_LOCKOUT_MAX.total_seconds()))
+    first_of_pair = False
+    lockouts: list[dict[str, Any]] = []
+    for bucket in _buckets(username, ip):
+        failures = _count(f"login-fail:{bucket.scope}:{bucket.key}", timeout=window)
+        if bucket.scope == "pair":
+            first_of_pair = failures == 1
+        if failures % bucket.limit:
+            continue
+        strikes = _count(f"login-strikes:{bucket.scope}:{bucket.key}", timeout=cap + window)
+        seconds = min(window * 2 ** min(strikes - 1, 32), cap)
+        cache.set(f"login-lock:{bucket.scope}:{bucket.key}", time.time() + seconds, timeout=seconds)
+        lockouts.append({"scope": bucket.scope, "failures": failures, "locked_seconds": seconds})
+    _login_failure_audit(username=username, ip=ip, first_of_pair=first_of_pair, lockouts=lockouts)
+    return max((int(lock["locked_seconds"]) for lock in lockouts), default=0)
+
+
+def _login_failure_audit(
+    *, username: str, ip: str | None, first_of_pair: bool, lockouts: list[dict[str, Any]]
+) -> None:
+    """Audit rows for anonymous failures, bounded: the first failure of a (username, IP)
+    pair in a window and each lockout, at most LOGIN_AUDIT_ROWS_PER_IP per IP and window;
+    then one row saying the rest from that IP are counted, not logged."""
+    rows: list[tuple[str, dict[str, Any], str]] = []
+    if first_of_pair:
+        rows.append(
+            ("login.failed", {}, "further failures of this username from this IP are counted")
+        )
+    for lock in lockouts:
+        what = "username from this IP" if lock["scope"] == "pair" else "username from any IP"
+        rows.append(("login.locked", lock, f"{lock['failures']} failed log-ins of this {what}"))
+    if not rows:
+        return
+    window = _window_seconds()
+    budget = max(0, settings.LOGIN_AUDIT_ROWS_PER_IP)
+    # fixed windows: the budget comes back each window even while the failures go on
+    budget_key = f"login-audit:{ip or '-'}:{int(time.time() // window)}"
+    for action, after, reason in rows:
+        written = _count(budget_key, timeout=window)
+        if written > budget + 1:
+            return
+        if written == budget + 1:
+            action, after = "login.failed.suppressed", {}
+            reason = "more failed log-ins from this IP in this window are counted, not logged"
+        audit_log(
+            actor=None,
+            action=action,
+            object_type="portal.user",
+            object_repr=username,
+            after=after,
+            reason=reason,
+        )
+
+
+def login_success_record(*, username: str, ip: str | None) -> None:
+    """Forget the pair's failures and lockouts, and remember the IP as one this username
+    logs in from (its own username lockouts do not apply there)."""
+    pair = _buckets(username, ip)[0]
+    cache.delete_many([f"login-fail:pair:{pair.key}", f"login-strikes:pair:{pair.key}"])
+    if ip is not None:
+        cache.set(_known_ip_key(username, ip), 1, timeout=settings.LOGIN_KNOWN_IP_DAYS * 86400)
 
 
 # --- users -----------------------------------------------------------------------------------

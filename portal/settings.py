@@ -130,6 +130,13 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+# An S3-compatible server (MinIO, Ceph, moto in CI) instead of AWS; path-style addressing works
+# with all of them. Keys come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (read by boto3).
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="us-east-1")
+AWS_S3_ADDRESSING_STYLE = "path"
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_AUTH = True
 STORAGES = {
     "default": (
         {"BACKEND": "storages.backends.s3.S3Storage"}
@@ -163,9 +170,21 @@ SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Failed log-ins allowed per username and per source IP within the window.
+# Log-in throttling (portal/services.py, docs/decisions.md). LOGIN_FAILURE_LIMIT failures of
+# one username from one source IP lock that pair; LOGIN_FAILURE_LIMIT_PER_USERNAME failures of
+# one username from any IPs lock the username, except from IPs it logged in from within
+# LOGIN_KNOWN_IP_DAYS. Failures count while each comes within LOGIN_FAILURE_WINDOW of the
+# last; the first lockout lasts LOGIN_FAILURE_WINDOW and each further one twice the one
+# before, up to LOGIN_LOCKOUT_MAX. At most LOGIN_AUDIT_ROWS_PER_IP audit rows per source IP
+# and window record failed log-ins; the counters count the rest.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW = timedelta(minutes=env.int("LOGIN_FAILURE_WINDOW_MINUTES", default=15))
+LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int(
+    "LOGIN_FAILURE_LIMIT_PER_USERNAME", default=4 * LOGIN_FAILURE_LIMIT
+)
+LOGIN_LOCKOUT_MAX = timedelta(hours=env.int("LOGIN_LOCKOUT_MAX_HOURS", default=24))
+LOGIN_KNOWN_IP_DAYS = env.int("LOGIN_KNOWN_IP_DAYS", default=30)
+LOGIN_AUDIT_ROWS_PER_IP = env.int("LOGIN_AUDIT_ROWS_PER_IP", default=20)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -184,6 +203,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "portal.exceptions.api_exception_handler",
+    # JSON bounded in size (413) and depth (400) before it is parsed (portal/parsers.py)
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_RATES": {"auth": "20/min"},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -201,6 +226,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # <id:...> in URLs (portal/params.py): ids from 1 to 2^63-1, anything else is 404
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}
+    },
+    # every JSON body may be refused with 400 (too deep) or 413 (too large): portal/schema.py
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.schema.document_request_limits",
+    ],
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -256,6 +290,7 @@ CELERY_TASK_ROUTES = {
     "scans.hunt_chunk": {"queue": "hunts"},
     "releases.build_release": {"queue": "publish"},
     "releases.refresh_timestamp": {"queue": "publish"},
+    "releases.resend_stuck_builds": {"queue": "publish"},
 }
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
@@ -268,6 +303,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "refresh-update-timestamp": {
         "task": "releases.refresh_timestamp",
         "schedule": 3600.0,
+        "options": {"queue": "publish"},
+    },
+    # a build whose message was lost (broker down at publish) is sent again
+    "resend-stuck-builds": {
+        "task": "releases.resend_stuck_builds",
+        "schedule": 300.0,
         "options": {"queue": "publish"},
     },
     # one row per release per day: the devices page draws adoption over time from these
@@ -285,8 +326,11 @@ RELEASE_REPO_DIR = Path(env.str("RELEASE_REPO_DIR", default=str(VAR_DIR / "updat
 TUF_KEYS_DIR = Path(env.str("TUF_KEYS_DIR", default=str(VAR_DIR / "tuf-keys")))
 RELEASE_DELTA_RETENTION = env.int("RELEASE_DELTA_RETENTION", default=30)
 RELEASE_INITIAL_ROLLOUT_PERCENT = env.int("RELEASE_INITIAL_ROLLOUT_PERCENT", default=100)
+# Publishes per reviewer (every interface); more get 429 with Retry-After. While a release is
+# building another publish gets 409; a build not finished this long after publish is sent again.
+RELEASE_PUBLISH_RATE = env.str("RELEASE_PUBLISH_RATE", default="10/min")
+RELEASE_BUILD_RESEND_AFTER_SECONDS = env.int("RELEASE_BUILD_RESEND_AFTER_SECONDS", default=600)
 RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", default=24)
-    "releases.resend_stuck_builds": {"queue": "publish"},
 DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_secret(
     "device_enrollment_key"
 )

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import apis, views
+from portal.exceptions import ApplicationError, request_error
 
 api_v1 = [
     path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
@@ -19,6 +22,7 @@ urlpatterns = [
     path("dashboard/panels/", views.dashboard_panels_view, name="dashboard-panels"),
     path("audit/", views.audit_view, name="audit"),
     path("healthz", views.healthz_view, name="healthz"),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -42,6 +46,21 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"message": "Not found.", "extra": {}}, status=404)
     return render(request, "404.html", status=404)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refused to read (a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413; too
+    many fields: 400) get JSON under /api/, like every other API error."""
+    if _wants_json(request):
+        error = (
+            request_error(exception)
+            if isinstance(exception, SuspiciousOperation)
+            else ApplicationError("Bad request.")
+        )
+        return JsonResponse(
+            {"message": error.message, "extra": error.extra}, status=error.status_code
+        )
+    return defaults.bad_request(request, exception)
 
 
 def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -8,46 +8,55 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client.django import PrometheusDjangoView
 
 from portal import dashboard
 from portal.htmx import is_htmx
+from portal.metrics import metrics_registry, metrics_scrape_allowed
 from portal.selectors import audit_facets, audit_list, health_check, queues_without_worker
-from portal.services import login_failure_record, login_failures_clear, login_locked_for
+from portal.services import (
+    login_failure_record,
+    login_locked_for,
+    login_locked_message,
+    login_success_record,
+)
 
 
 class LoginView(auth_views.LoginView):
-    """Django's log-in page, refusing further tries after repeated failures (429)."""
+    """Django's log-in page, refusing further tries after repeated failures of this username
+    (from this IP, or from many) with 429 and Retry-After (portal.services)."""
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def _ip(self) -> str | None:
+        return self.request.META.get("REMOTE_ADDR") or None
+
+    def _locked(self, wait: int) -> HttpResponse:
+        form = self.get_form()
+        form.errors.clear()
+        response = self.render_to_response(
+            self.get_context_data(form=form, locked=login_locked_message(wait)), status=429
+        )
+        response["Retry-After"] = str(wait)
+        return response
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")
-        wait = login_locked_for(username=username, ip=request.META.get("REMOTE_ADDR"))
+        wait = login_locked_for(username=username, ip=self._ip())
         if wait:
-            form = self.get_form()
-            form.errors.clear()
-            minutes = max(1, round(wait / 60))
-            return self.render_to_response(
-                self.get_context_data(
-                    form=form,
-                    locked=f"Too many failed log-ins. Try again in about {minutes} minute(s).",
-                ),
-                status=429,
-            )
+            return self._locked(wait)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        login_failure_record(
-            username=self.request.POST.get("username", ""),
-            ip=self.request.META.get("REMOTE_ADDR"),
-        )
+        login_failure_record(username=self.request.POST.get("username", ""), ip=self._ip())
         return super().form_invalid(form)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        login_failures_clear(username=form.get_user().get_username())
+        login_success_record(username=form.get_user().get_username(), ip=self._ip())
         return super().form_valid(form)
 
 
@@ -84,3 +93,25 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
         body["queues_without_worker"] = idle
         body["message"] += f" No live worker consumes: {', '.join(idle)}."
     return JsonResponse(body, status=503 if down else 200)
+
+
+@method_decorator(never_cache, name="dispatch")
+class MetricsView(PrometheusDjangoView):
+    """``GET /metrics`` for Prometheus: allowed addresses or the metrics token only."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not metrics_scrape_allowed(
+            remote_addr=request.META.get("REMOTE_ADDR"),
+            authorization=request.headers.get("Authorization"),
+        ):
+            return JsonResponse(
+                {
+                    "message": "Metrics are served only to allowed addresses or with the token.",
+                    "extra": {},
+                },
+                status=403,
+            )
+        self.registry = metrics_registry()
+        return super().get(request, *args, **kwargs)

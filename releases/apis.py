@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     inline_serializer,
@@ -24,8 +25,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.exceptions import ApplicationError, NotFoundError
+from portal.exceptions import NotFoundError
+from portal.params import parse_int
 from portal.permissions import require_perms
+from portal.schema import ApiErrorSerializer
 from releases.authentication import DevicePrincipal, DeviceTokenAuthentication, IsDevice
 from releases.models import Channel, Release
 from releases.selectors import release_adoption, release_diff, update_offer
@@ -37,6 +40,9 @@ from releases.services import (
     release_rollout,
 )
 from releases.throttles import DeviceRegisterThrottle, DeviceUpdateThrottle
+
+# Release numbers and engine versions are PositiveIntegerFields (2^31-1 on every database).
+RELEASE_NUMBER_MAX = 2**31 - 1
 
 
 class DeviceTokenScheme(OpenApiAuthenticationExtension):
@@ -68,7 +74,9 @@ class DeviceRegisterApi(APIView):
         model = serializers.CharField(max_length=100, required=False, allow_blank=True)
         os_version = serializers.CharField(max_length=100, required=False, allow_blank=True)
         app_version = serializers.CharField(max_length=50, required=False, allow_blank=True)
-        engine_version = serializers.IntegerField(min_value=1, required=False, default=1)
+        engine_version = serializers.IntegerField(
+            min_value=1, max_value=RELEASE_NUMBER_MAX, required=False, default=1
+        )
         channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.STABLE)
 
     class OutputSerializer(serializers.Serializer):
@@ -108,16 +116,22 @@ class DeviceUpdateApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("installed", int, description="the release installed (0: none)")
+            OpenApiParameter(
+                "installed",
+                {"type": "integer", "minimum": 0, "maximum": RELEASE_NUMBER_MAX},
+                description="the release installed (0: none)",
+            )
         ],
-        responses={200: OutputSerializer},
+        responses={200: OutputSerializer, 400: ApiErrorSerializer, 429: ApiErrorSerializer},
         summary="Which release this device should have, and the TUF target to fetch",
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("installed", "0")
-        if not raw.isdigit() or len(raw) > 12:
-            raise ApplicationError("installed must be a release number (0 for none).")
-        installed = int(raw)
+        installed = parse_int(
+            request.query_params.get("installed", "0"),
+            field="installed",
+            lowest=0,
+            highest=RELEASE_NUMBER_MAX,
+        )
         principal = request.user
         assert isinstance(principal, DevicePrincipal)
         device_seen(device=principal.device, installed=installed)
@@ -283,7 +297,19 @@ class ReleaseListApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={202: ReleaseOutputSerializer},
+        responses={
+            202: ReleaseOutputSerializer,
+            400: ApiErrorSerializer,
+            403: ApiErrorSerializer,
+            409: OpenApiResponse(
+                ApiErrorSerializer,
+                description="A release is still being built (extra.building names it), or "
+                "shipping signatures were never gated",
+            ),
+            429: OpenApiResponse(
+                ApiErrorSerializer, description="Published too often; see Retry-After"
+            ),
+        },
         summary="Publish a release (reviewers): snapshot now, files built on queue publish",
     )
     def post(self, request: Request) -> Response:

@@ -7,7 +7,10 @@ class ReleasesConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.dashboard import PROVIDERS
+        from portal.metrics import register_fleet_metrics
         from releases.dashboard import releases_panel
+        from releases.metrics import release_metrics
 
         if releases_panel not in PROVIDERS:
             PROVIDERS.append(releases_panel)
+        register_fleet_metrics("releases", release_metrics)

@@ -29,7 +29,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=60"
 MUTABLE_NAMES = frozenset({"timestamp.json", "root.json"})
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits, at most 18 (larger offsets than any file has do not match: whole file)
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})", re.ASCII)
 _CHUNK = 256 * 1024
 _AREAS = ("metadata", "targets")
 

@@ -9,7 +9,7 @@ urlpatterns = [
     path("updates/<str:area>/<str:name>", files.update_file, name="update-file"),
     path("releases/", views.release_list_view, name="release-list"),
     path("releases/publish/", views.release_publish_view, name="release-publish"),
-    path("releases/<int:number>/", views.release_detail_view, name="release-detail"),
-    path("releases/<int:number>/rollout/", views.release_rollout_view, name="release-rollout"),
+    path("releases/<id:number>/", views.release_detail_view, name="release-detail"),
+    path("releases/<id:number>/rollout/", views.release_rollout_view, name="release-rollout"),
     path("devices/", views.device_list_view, name="device-list"),
 ]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.exceptions import ApplicationError
 from portal.models import User
+from portal.params import parse_int
 from releases.models import Release
 from releases.selectors import adoption_history, device_counts, release_adoption, release_diff
 from releases.services import release_halt, release_publish, release_rollout
@@ -64,8 +65,9 @@ def release_rollout_view(request: HttpRequest, number: int) -> HttpResponse:
             release_halt(number=number, by=_user(request), reason=request.POST.get("reason", ""))
             messages.success(request, f"Release {number} is halted.")
         else:
-            raw = request.POST.get("percent", "")
-            percent = int(raw) if raw.isdigit() else -1
+            percent = parse_int(
+                request.POST.get("percent", ""), field="percent", lowest=1, highest=100
+            )
             release_rollout(number=number, percent=percent, by=_user(request))
             messages.success(request, f"Release {number} now goes to {percent}% of stable devices.")
     except ApplicationError as exc:

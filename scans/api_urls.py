@@ -8,15 +8,15 @@ urlpatterns = [
     path("samples/", apis.SampleListApi.as_view(), name="api-sample-list"),
     path("samples/<str:sha256>/", apis.SampleDetailApi.as_view(), name="api-sample-detail"),
     path("scans/", apis.ScanListApi.as_view(), name="api-scan-list"),
-    path("scans/<int:scan_id>/", apis.ScanDetailApi.as_view(), name="api-scan-detail"),
+    path("scans/<id:scan_id>/", apis.ScanDetailApi.as_view(), name="api-scan-detail"),
     path("retrohunts/", apis_hunts.RetroHuntListApi.as_view(), name="api-retrohunt-list"),
     path(
-        "retrohunts/<int:hunt_id>/",
+        "retrohunts/<id:hunt_id>/",
         apis_hunts.RetroHuntDetailApi.as_view(),
         name="api-retrohunt-detail",
     ),
     path(
-        "retrohunts/<int:hunt_id>/cancel/",
+        "retrohunts/<id:hunt_id>/cancel/",
         apis_hunts.RetroHuntCancelApi.as_view(),
         name="api-retrohunt-cancel",
     ),

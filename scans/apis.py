@@ -10,14 +10,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.exceptions import NotFoundError
 from portal.models import User
+from portal.params import IdOrNameSerializerField
+from portal.parsers import BoundedJSONParser
 from portal.permissions import require_perms
+from portal.schema import ApiErrorSerializer
 from scans.models import Label, Sample, ScanJob
 from scans.selectors import sample_get, sample_list, sample_scans, scan_get, scan_list
 from scans.services import sample_upload, scan_create
@@ -165,7 +168,9 @@ class SampleListApi(APIView):
         file = serializers.FileField(help_text="The APK or XAPK.")
         # "label" shadows Field.label in the stubs; it is the form field's name here
         label = serializers.ChoiceField(choices=Label.choices, required=False)  # type: ignore[assignment]
-        family = serializers.CharField(required=False, help_text="A family id or name (optional).")
+        family = IdOrNameSerializerField(
+            required=False, help_text="A family id or name (optional)."
+        )
 
     class UploadOutputSerializer(serializers.Serializer):
         sha256 = serializers.CharField()
@@ -211,6 +216,7 @@ class SampleListApi(APIView):
         responses={
             201: UploadOutputSerializer,
             200: UploadOutputSerializer,
+            400: ApiErrorSerializer,
             413: OpenApiTypes.OBJECT,
         },
         examples=[
@@ -268,9 +274,12 @@ class SampleDetailApi(APIView):
 class ScanListApi(APIView):
     """List scans (newest first); POST re-scans a stored sample."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ScanCreateInput"
+
         sample = serializers.RegexField(
             r"^[0-9a-fA-F]{64}$", help_text="The SHA-256 of a stored sample."
         )

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from portal.exceptions import NotFoundError
 from portal.models import User
+from portal.params import IdSerializerField
 from portal.permissions import require_perms
 from scans.models import RetroHunt
 from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
@@ -167,8 +168,11 @@ class RetroHuntListApi(APIView):
     """List retro-hunts (newest first); POST starts one."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RetroHuntCreateInput"
+
         signatures = serializers.ListField(
-            child=serializers.IntegerField(min_value=1),
+            child=IdSerializerField(),
             required=False,
             max_length=10_000,
             help_text="signature ids: their newest revisions (drafts included) are hunted",

@@ -9,8 +9,10 @@ class ScansConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.dashboard import PROVIDERS
+        from portal.metrics import register_fleet_metrics
         from scans import tasks  # noqa: F401 - connects the worker_ready recovery hook
         from scans.gates import clean_corpus_gate, gate_detail, gate_states
+        from scans.metrics import hunt_chunk_metrics, scan_metrics
         from scans.selectors import dashboard_panels
         from threats.gates import (
             GateView,
@@ -22,6 +24,8 @@ class ScansConfig(AppConfig):
 
         if dashboard_panels not in PROVIDERS:
             PROVIDERS.append(dashboard_panels)
+        register_fleet_metrics("scans", scan_metrics)
+        register_fleet_metrics("hunt_chunks", hunt_chunk_metrics)
         # the clean-corpus gate on approvals (threats cannot import scans; see threats/gates.py)
         register(clean_corpus_gate)
         register_runner(_run_gate_hunt)

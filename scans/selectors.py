@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from portal.params import IdOrNameFilter
 from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
 from threats.models import Family
 
@@ -21,17 +22,16 @@ class SampleFilter(django_filters.FilterSet):
     label = django_filters.ChoiceFilter(choices=Label.choices)
     verdict = django_filters.ChoiceFilter(choices=Verdict.choices)
     package = django_filters.CharFilter(field_name="package", lookup_expr="icontains")
-    family = django_filters.CharFilter(method="filter_family")
+    family = IdOrNameFilter(method="filter_family", help_text="family id or name")
     q = django_filters.CharFilter(method="filter_q", label="Search (hash or package)")
 
     class Meta:
         model = Sample
         fields = ["label", "verdict", "package", "family", "q"]
 
-    def filter_family(self, qs: QuerySet[Sample], name: str, value: str) -> QuerySet[Sample]:
-        value = value.strip()
-        if value.isdigit():
-            return qs.filter(family_id=int(value))
+    def filter_family(self, qs: QuerySet[Sample], name: str, value: int | str) -> QuerySet[Sample]:
+        if isinstance(value, int):
+            return qs.filter(family_id=value)
         return qs.filter(family__name__iexact=value) if value else qs
 
     def filter_q(self, qs: QuerySet[Sample], name: str, value: str) -> QuerySet[Sample]:

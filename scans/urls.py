@@ -10,8 +10,8 @@ urlpatterns = [
     path("samples/upload/", views.sample_upload_view, name="sample-upload"),
     path("samples/<str:sha256>/", views.sample_detail_view, name="sample-detail"),
     path("scans/", views.scan_list_view, name="scan-list"),
-    path("scans/<int:scan_id>/", views.scan_detail_view, name="scan-detail"),
+    path("scans/<id:scan_id>/", views.scan_detail_view, name="scan-detail"),
     path("retrohunts/", views.retrohunt_list_view, name="retrohunt-list"),
-    path("retrohunts/<int:hunt_id>/", views.retrohunt_detail_view, name="retrohunt-detail"),
-    path("retrohunts/<int:hunt_id>/cancel/", views.retrohunt_cancel_view, name="retrohunt-cancel"),
+    path("retrohunts/<id:hunt_id>/", views.retrohunt_detail_view, name="retrohunt-detail"),
+    path("retrohunts/<id:hunt_id>/cancel/", views.retrohunt_cancel_view, name="retrohunt-cancel"),
 ]

@@ -18,6 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.exceptions import ApplicationError
 from portal.htmx import is_htmx
 from portal.models import User
+from portal.params import parse_ids
+from portal.parsers import json_loads_bounded
 from scans.android_permissions import protection_level
 from scans.models import Label, ScanStatus, Verdict
 from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
@@ -141,7 +143,7 @@ def _parse_rule_body(kind: str, text: str) -> Any:
     if kind == "yara":
         return text
     try:
-        return json.loads(text)
+        return json_loads_bounded(text)
     except json.JSONDecodeError:
         return text.strip()
 
@@ -156,13 +158,14 @@ def retrohunt_list_view(request: HttpRequest) -> HttpResponse:
         assert isinstance(user, User)
         # a signature page posts the revision it shows ("revisions"), the API-like form posts
         # signature ids ("signatures"), the editor posts its unsaved rule ("kind", "body")
-        ids = [int(i) for i in request.POST.getlist("signatures") if i.isdigit()]
-        rev_ids = [int(i) for i in request.POST.getlist("revisions") if i.isdigit()]
-        rule = None
-        if not ids and not rev_ids:
-            kind = request.POST.get("kind", "")
-            rule = {"kind": kind, "body": _parse_rule_body(kind, request.POST.get("body", ""))}
         try:
+            ids = parse_ids(request.POST.getlist("signatures"), field="signatures")
+            rev_ids = parse_ids(request.POST.getlist("revisions"), field="revisions")
+            rule = None
+            if not ids and not rev_ids:
+                kind = request.POST.get("kind", "")
+                body = _parse_rule_body(kind, request.POST.get("body", ""))
+                rule = {"kind": kind, "body": body}
             hunt = retrohunt_create(
                 user=user, signature_ids=ids or None, revision_ids=rev_ids or None, rule=rule
             )

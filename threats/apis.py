@@ -35,6 +35,7 @@ from engine.exporters import to_csv, to_stix, to_yara
 from engine.kinds import REGISTRY, get_kind
 from portal.exceptions import ApplicationError, ForbiddenError
 from portal.models import User
+from portal.params import IdSerializerField, parse_id_or_name
 from portal.permissions import require_perms
 from threats import selectors, services
 from threats.api import signature_url
@@ -99,14 +100,15 @@ def _user(request: Request) -> User:
 
 def family_by_ref(value: Any) -> Family:
     """A family by id or by name (case-insensitive); a clear 400 when there is none."""
-    text = str(value).strip()
-    qs = Family.objects.filter(pk=int(text)) if text.isdigit() else None
-    family = (qs.first() if qs is not None else None) or Family.objects.filter(
-        name__iexact=text
-    ).first()
+    ref = parse_id_or_name(value, field="family")
+    family = (
+        Family.objects.filter(pk=ref).first()
+        if isinstance(ref, int)
+        else Family.objects.filter(name__iexact=ref).first()
+    )
     if family is None:
         raise ApplicationError(
-            f"Unknown family {text[:80]!r}.", {"fields": {"family": ["No such family."]}}
+            f"Unknown family {str(ref)[:80]!r}.", {"fields": {"family": ["No such family."]}}
         )
     return family
 
@@ -757,7 +759,9 @@ class SignatureExportApi(APIView):
         filters = {k: v for k, v in request.query_params.items() if k != "format"}
         fs = selectors.signature_list(filters=filters)
         if not fs.is_valid():
-            raise ApplicationError("Invalid filter.", {"fields": fs.errors})
+            fields = {name: list(errors) for name, errors in fs.errors.items()}
+            first = next(iter(fields.items()))
+            raise ApplicationError(f"{first[0]}: {first[1][0]}", {"fields": fields})
         records = selectors.signature_export_records(filters=filters)
         if fmt == "yara":
             text, ctype, ext = to_yara(records), "text/plain; charset=utf-8", "yar"
@@ -782,9 +786,7 @@ class SignatureBulkApi(APIView):
 
     @extend_schema_serializer(component_name="BulkInput")
     class InputSerializer(serializers.Serializer):
-        ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10_000
-        )
+        ids = serializers.ListField(child=IdSerializerField(), allow_empty=False, max_length=10_000)
         action = serializers.ChoiceField(choices=services.BULK_ACTIONS)
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 

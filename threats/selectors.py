@@ -19,6 +19,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from engine.kinds import REGISTRY
 from portal.exceptions import NotFoundError
 from portal.models import User
+from portal.params import IdOrNameFilter, ParameterError, parse_id
 from threats.models import (
     Family,
     RevisionState,
@@ -29,7 +30,9 @@ from threats.models import (
     Tag,
 )
 
-_NAME_ID = re.compile(r"^(?:andr\.[a-z]+\.[a-z0-9]+-)?#?(\d+)(?:-\d+)?$", re.IGNORECASE)
+_NAME_ID = re.compile(
+    r"^(?:andr\.[a-z]+\.[a-z0-9]+-)?#?([0-9]+)(?:-[0-9]+)?$", re.IGNORECASE | re.ASCII
+)
 
 
 def _search(qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signature]:
@@ -38,7 +41,10 @@ def _search(qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signatur
         return qs
     match = _NAME_ID.match(value)
     if match:
-        return qs.filter(pk=int(match.group(1)))
+        try:
+            return qs.filter(pk=parse_id(match.group(1), field=name))
+        except ParameterError:  # no signature has that id
+            return qs.none()
     for word in value.lower().split()[:8]:
         qs = qs.filter(search_text__contains=word)
     return qs
@@ -48,7 +54,7 @@ class SignatureFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=[(k, k) for k in REGISTRY])
     status = django_filters.ChoiceFilter(choices=Status.choices)
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
-    family = django_filters.CharFilter(method="_family", help_text="family id or name")
+    family = IdOrNameFilter(method="_family", help_text="family id or name")
     author = django_filters.CharFilter(field_name="author__username", help_text="username")
     tag = django_filters.CharFilter(method="_tag", help_text="tag name")
     q = django_filters.CharFilter(
@@ -76,10 +82,9 @@ class SignatureFilter(django_filters.FilterSet):
             "clean_hits",
         ]
 
-    def _family(self, qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signature]:
-        value = value.strip()
-        if value.isdigit():
-            return qs.filter(family_id=int(value))
+    def _family(self, qs: QuerySet[Signature], name: str, value: int | str) -> QuerySet[Signature]:
+        if isinstance(value, int):
+            return qs.filter(family_id=value)
         return qs.filter(family__name__iexact=value)
 
     def _tag(self, qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signature]:

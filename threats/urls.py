@@ -12,13 +12,13 @@ urlpatterns = [
     path("signatures/bulk/", views.signature_bulk_view, name="signature-bulk"),
     path("signatures/review/", views.review_queue_view, name="review-queue"),
     path("signatures/import/", views.signature_import_view, name="signature-import"),
-    path("signatures/<int:pk>/", views.signature_detail_view, name="signature-detail"),
-    path("signatures/<int:pk>/edit/", views.signature_edit_view, name="signature-edit"),
+    path("signatures/<id:pk>/", views.signature_detail_view, name="signature-detail"),
+    path("signatures/<id:pk>/edit/", views.signature_edit_view, name="signature-edit"),
     path(
-        "signatures/<int:pk>/<slug:action>/",
+        "signatures/<id:pk>/<slug:action>/",
         views.signature_action_view,
         name="signature-action",
     ),
     path("families/", views.family_list_view, name="family-list"),
-    path("families/<int:pk>/", views.family_detail_view, name="family-detail"),
+    path("families/<id:pk>/", views.family_detail_view, name="family-detail"),
 ]

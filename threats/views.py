@@ -29,6 +29,8 @@ from engine.kinds.base import Issue
 from portal.exceptions import ApplicationError, NotFoundError
 from portal.htmx import is_htmx
 from portal.models import User
+from portal.params import ParameterError, parse_id, parse_ids
+from portal.parsers import json_loads_bounded
 from threats import gates, selectors, services
 from threats.models import (
     Category,
@@ -72,17 +74,21 @@ def highlighted(kind: str, text: str) -> SafeString:
 
 def _parse_body(kind: str, text: str) -> Any:
     """What the editor's text means: YARA source as is; JSON for other kinds, or a bare
-    string (a hash, a domain) when it is not JSON."""
+    string (a hash, a domain) when it is not JSON. JSON nested too deep is an
+    ApplicationError (the callers show it)."""
     if kind == "yara":
         return text
     try:
-        return json.loads(text)
+        return json_loads_bounded(text)
     except json.JSONDecodeError:
         return text.strip()
 
 
 def _family_choice(value: str) -> Family | None:
-    return Family.objects.filter(pk=int(value)).first() if value.isdigit() else None
+    try:
+        return Family.objects.filter(pk=parse_id(value, field="family")).first()
+    except ParameterError:
+        return None
 
 
 def _tags(text: str) -> list[str]:
@@ -128,8 +134,12 @@ def _bulk_actions(user: User) -> list[str]:
 @require_POST
 def signature_bulk_view(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
     back = request.POST.get("next") or "threats:signature-list"
+    try:
+        ids = parse_ids(request.POST.getlist("ids"), field="ids")
+    except ParameterError as exc:
+        messages.error(request, exc.message)
+        return redirect(back if back.startswith("/") else "threats:signature-list")
     if action not in _bulk_actions(_user(request)):
         messages.error(request, "Your role does not allow that action.")
         return redirect(back if back.startswith("/") else "threats:signature-list")
