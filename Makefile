@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install install-dev run test lint typecheck pytest bench clean
+.PHONY: install install-dev run test lint typecheck pytest bench fuzz fuzz-ci clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ test: install-dev
 	$(VENV)/bin/mypy .
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) manage.py makemigrations --check --dry-run
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing of the engine's parsers (docs/fuzzing.md). `fuzz`: each harness
+# FUZZ_SECONDS (10 min) one after another; `fuzz-ci`: 60 s each. A crash exits 1 and names
+# the input; make it a regression under fuzz/regressions/ (replayed by make test).
+FUZZ_SECONDS ?= 600
+fuzz: install-dev
+	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var} $(PY) -m fuzz run all --seconds $(FUZZ_SECONDS)
+
+fuzz-ci: install-dev
+	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var} $(PY) -m fuzz run all --seconds 60
 
 bench: install-dev
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/bench} $(PY) bench/run.py

@@ -422,9 +422,11 @@ def _merge_by_id(a: list[RuleRecord], b: list[RuleRecord]) -> list[RuleRecord]:
 def _load_json(blob: bytes) -> Any:
     try:
         value = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        # NaN and 1e999 load as floats that canonical JSON cannot hold; deep nesting recurses
+        canonical = _canonical_json(value)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CodecError(f"malformed JSON: {exc}") from exc
-    if _canonical_json(value) != blob:
+    if canonical != blob:
         raise CodecError("JSON is not canonical")
     return value
 

@@ -174,11 +174,16 @@ def _check_table(n: int, name: str, off: int, count: int, item: int) -> None:
 
 
 def _read_strings(data: bytes, off: int, count: int) -> tuple[str, ...]:
+    if count == 0:
+        return ()  # an empty table's offset is not checked (``_check_table``): do not read it
     offsets = struct.unpack_from(f"<{count}I", data, off)
     n = len(data)
     find = data.find
     out: list[str] = []
     append = out.append
+    # string_data_items are disjoint, so their bytes fit in the file; ids sharing or overlapping
+    # their data could make a small file decode to gigabytes
+    budget = n
     for so in offsets:
         if so >= n:
             raise DexError(f"string data offset {so} lies outside the file")
@@ -193,6 +198,9 @@ def _read_strings(data: bytes, off: int, count: int) -> tuple[str, ...]:
         end = find(b"\x00", p)
         if end < 0:
             raise DexError(f"string at {so} is not NUL-terminated")
+        budget -= end - p
+        if budget < 0:
+            raise DexError("string ids share or overlap their data (more string bytes than file)")
         raw = data[p:end]
         try:
             # fast path: ASCII and well-formed UTF-8 decode identically under MUTF-8

@@ -126,7 +126,7 @@ def read_units(fh: IO[bytes], owner: bytes, path: str, limits: Limits) -> AppCon
 def _facts(data: bytes) -> dict[str, Any]:
     try:
         facts = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise UnitsError("the unit pack's facts are not JSON") from exc
     if not isinstance(facts, dict):
         raise UnitsError("the unit pack's facts are not an object")

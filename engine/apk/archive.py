@@ -145,6 +145,12 @@ class Archive:
             )
 
     def _inflate(self, entry: Entry, csize: int, limit: int) -> bytes:
+        try:
+            return self._inflate_stream(entry, csize, limit)
+        except zlib.error as exc:
+            raise AnalysisError(f"{entry.name!r} is not valid deflate data: {exc}") from exc
+
+    def _inflate_stream(self, entry: Entry, csize: int, limit: int) -> bytes:
         # One C call: max_length bounds the output whatever the ratio, so a bomb costs at most
         # ``limit`` bytes (which never exceeds the declared size, itself checked against limits).
         self.fh.seek(entry.data_offset)
