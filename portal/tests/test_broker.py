@@ -103,9 +103,7 @@ def test_a_damaged_message_is_set_aside_and_the_next_one_delivered(tmp_path: Pat
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(
-    not settings.CELERY_BROKER_URL.startswith("filesystem://"), reason="embedded broker only"
-)
+@pytest.mark.embedded_broker
 def test_a_worker_survives_a_half_written_message_and_keeps_scanning(
     celery_worker, researcher, corpus: Path
 ) -> None:
