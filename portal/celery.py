@@ -60,6 +60,16 @@ def use_django_logging(loglevel: int | str | None = None, **kwargs: object) -> N
 NODE_NAME = ""
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(**_: object) -> None:
+    """Drop a connection past CONN_MAX_AGE or broken, as Django does around each request
+    (connections are reused across tasks: CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @celeryd_init.connect
 def _remember_node_name(sender: object = None, **_: object) -> None:
     global NODE_NAME

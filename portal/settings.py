@@ -113,9 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that a real worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections are kept a minute (requests and tasks alike) and checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -230,10 +230,12 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {
         "id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}
     },
-    # every JSON body may be refused with 400 (too deep) or 413 (too large): portal/schema.py
+    # every JSON body may be refused with 400 (too deep) or 413 (too large), and 401/403/404
+    # are documented where an operation's kind implies them: portal/schema.py
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.schema.document_request_limits",
+        "portal.schema.document_common_errors",
     ],
 }
 
@@ -251,8 +253,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # kombu would otherwise create ./control for broadcast exchanges.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
-        # The default 1 s poll caps each worker at about one task a second.
-        "polling_interval": 0.1,
+        # How long a worker sleeps when no queue has a message. The default 1 s capped each
+        # worker at about a task a second, 0.1 s at ~12 scans/s; 0.01 s costs a few folder
+        # listings a second when idle (bench/bench_scan_burst.py, docs/scanning.md).
+        "polling_interval": env.float("BROKER_POLL_SECONDS", default=0.01),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -263,7 +267,11 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in our own tables
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # run_portal's single worker takes 4 (docs/scanning.md)
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# reconnecting cost 20-30 ms a scan on PostgreSQL. portal.celery closes stale or broken
+# connections before and after each task instead, as Django does around a request.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TIME_LIMIT", default=360)
 # Scan workers re-queue scans whose worker died this often (the filesystem broker cannot

@@ -25,6 +25,24 @@ from portal.demo import demo_accounts
 MAX_DELAY, HEALTHY_AFTER = 30.0, 60.0
 
 
+def worker_args(queues: list[str] | None = None, concurrency: int = 2) -> list[str]:
+    """The ``celery`` arguments of the one worker ``make run`` starts (bench/ starts the same)."""
+    return [
+        "-A",
+        "portal",
+        "worker",
+        "-Q",
+        ",".join(queues or settings.CELERY_TASK_QUEUES_NAMES),
+        f"--concurrency={concurrency}",
+        # one worker on every queue: holding a few messages ahead keeps both pool processes
+        # busy between scans (no other worker could run them anyway)
+        "--prefetch-multiplier=4",
+        "--loglevel=INFO",
+        "-n",
+        "worker1@%h",
+    ]
+
+
 @dataclass
 class Child:
     name: str
@@ -63,18 +81,7 @@ class Command(BaseCommand):
                 "--timeout=120",
                 "--access-logfile=-",
             ],
-            "worker": [
-                os.path.join(bindir, "celery"),
-                "-A",
-                "portal",
-                "worker",
-                "-Q",
-                ",".join(settings.CELERY_TASK_QUEUES_NAMES),
-                "--concurrency=2",
-                "--loglevel=INFO",
-                "-n",
-                "worker1@%h",
-            ],
+            "worker": [os.path.join(bindir, "celery"), *worker_args()],
             "beat": [
                 os.path.join(bindir, "celery"),
                 "-A",
