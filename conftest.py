@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,6 +201,57 @@ def celery_worker(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     for worker in started:
         worker.stop()
     purge_broker()
+
+
+# --- the portal as `make run` starts it -------------------------------------------------------
+class PortalServer:
+    """``manage.py run_portal`` (gunicorn, a worker, beat) on a free port, on this test's
+    database; ``output()`` is what it printed."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run_portal", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=Path(__file__).resolve().parent,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def portal_server(
+    process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., PortalServer]]:
+    """Start the portal with extra environment variables; stopped (SIGTERM) afterwards."""
+    started: list[PortalServer] = []
+
+    def start(**env: str) -> PortalServer:
+        server = PortalServer({**process_env, **env}, tmp_path / f"run_portal-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 # --- a real browser ------------------------------------------------------------------------

@@ -95,9 +95,10 @@ class Command(BaseCommand):
         }
 
     def handle(self, *args: Any, **options: Any) -> None:
+        first = float(settings.RUN_PORTAL_FIRST_RESTART_SECONDS)
+        commands = self._commands(options["host"], options["port"])
         children = [
-            Child(name, cmd)
-            for name, cmd in self._commands(options["host"], options["port"]).items()
+            Child(name, cmd, first_delay=first, delay=first) for name, cmd in commands.items()
         ]
         stopping = False
 
