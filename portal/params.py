@@ -6,6 +6,10 @@
 form, JSON, path) goes through ``parse_int``: ASCII digits 0-9 only, a bounded length before
 ``int()``, and a range; anything else is a ``ParameterError`` (400 naming the field). Path
 ids go through ``IdConverter`` (``<id:pk>``), which answers 404 for ids out of range.
+
+Free JSON values (signature bodies, unsaved rules) go through ``JSONBodyField``: no NUL
+character in any string or key, as DRF's ``CharField`` already refuses for text; PostgreSQL
+stores neither in ``text`` nor in ``jsonb`` (a 500 before; SQLite took it).
 """
 
 from __future__ import annotations
@@ -133,6 +137,35 @@ class IdOrNameSerializerField(serializers.CharField):
             return parse_id_or_name(text, field=self.field_name or "value")
         except ParameterError as exc:
             raise serializers.ValidationError(exc.problem) from None
+
+
+NUL_MESSAGE = "Null characters are not allowed."
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 in any string or key (iterative: any depth)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+class JSONBodyField(serializers.JSONField):
+    """Any JSON value, but no NUL character in it (400 naming the field, as for text)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if has_nul(value):
+            raise serializers.ValidationError(NUL_MESSAGE)
+        return value
 
 
 class IdConverter:

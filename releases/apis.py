@@ -88,7 +88,14 @@ class DeviceRegisterApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: OutputSerializer},
+        responses={
+            201: OutputSerializer,
+            400: ApiErrorSerializer,
+            403: OpenApiResponse(ApiErrorSerializer, description="The enrollment key is not valid"),
+            429: OpenApiResponse(
+                ApiErrorSerializer, description="Too many registrations from this address"
+            ),
+        },
         auth=[],
         summary="Enrol a device (enrollment key); the token is shown once",
     )
@@ -274,6 +281,9 @@ def _release(number: int) -> Release:
 
 
 class ReleaseListApi(APIView):
+    # GET answers {count, next, previous, results}; the schema says so through this
+    pagination_class = PageNumberPagination
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "ReleaseListInput"
@@ -291,7 +301,7 @@ class ReleaseListApi(APIView):
         releases: QuerySet[Release] = Release.objects.select_related("created_by").order_by(
             "-number"
         )
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(releases, request, view=self)
         return paginator.get_paginated_response(ReleaseOutputSerializer(page, many=True).data)
 
@@ -342,7 +352,12 @@ class ReleaseRolloutApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: ReleaseOutputSerializer},
+        responses={
+            200: ReleaseOutputSerializer,
+            409: OpenApiResponse(
+                ApiErrorSerializer, description="The release is halted, or failed to build"
+            ),
+        },
         summary="Set the share of stable devices offered this release",
     )
     def post(self, request: Request, number: int) -> Response:

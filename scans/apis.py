@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -32,7 +32,9 @@ CanScan = require_perms("scans.view_sample", "scans.add_scanjob")
 CanViewScans = require_perms("scans.view_scanjob")
 
 VERDICTS = ["malicious", "suspicious", "clean"]
-SHA256_PARAM = OpenApiParameter("sha256", OpenApiTypes.STR, OpenApiParameter.PATH)
+SHA256_PARAM = OpenApiParameter(
+    "sha256", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, OpenApiParameter.PATH
+)
 
 
 def _user(request: Request) -> User | None:
@@ -163,6 +165,8 @@ class SampleListApi(APIView):
     """List samples; upload an APK (multipart) to store it and queue a scan."""
 
     parser_classes = [MultiPartParser, FormParser]
+    # GET answers {count, next, previous, results}; the schema says so through this
+    pagination_class = PageNumberPagination
 
     class UploadSerializer(serializers.Serializer):
         file = serializers.FileField(help_text="The APK or XAPK.")
@@ -199,14 +203,14 @@ class SampleListApi(APIView):
             OpenApiParameter("q", OpenApiTypes.STR, description="A hash, or part of a package."),
             OpenApiParameter("page", OpenApiTypes.INT),
         ],
-        responses={200: SampleSerializer(many=True)},
+        responses={200: SampleSerializer(many=True), 400: ApiErrorSerializer},
         summary="List samples",
     )
     def get(self, request: Request) -> Response:
         filterset = sample_list(filters=request.query_params)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(filterset.qs, request, view=self)
         return paginator.get_paginated_response(SampleSerializer(page, many=True).data)
 
@@ -217,7 +221,7 @@ class SampleListApi(APIView):
             201: UploadOutputSerializer,
             200: UploadOutputSerializer,
             400: ApiErrorSerializer,
-            413: OpenApiTypes.OBJECT,
+            413: ApiErrorSerializer,
         },
         examples=[
             OpenApiExample(
@@ -275,6 +279,7 @@ class ScanListApi(APIView):
     """List scans (newest first); POST re-scans a stored sample."""
 
     parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+    pagination_class = PageNumberPagination
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -296,21 +301,24 @@ class ScanListApi(APIView):
             OpenApiParameter("verdict", OpenApiTypes.STR, enum=VERDICTS),
             OpenApiParameter("page", OpenApiTypes.INT),
         ],
-        responses={200: ScanListSerializer(many=True)},
+        responses={200: ScanListSerializer(many=True), 400: ApiErrorSerializer},
         summary="List scans",
     )
     def get(self, request: Request) -> Response:
         filterset = scan_list(filters=request.query_params)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(filterset.qs, request, view=self)
         return paginator.get_paginated_response(ScanListSerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="scans_create",
         request=InputSerializer,
-        responses={201: ScanBriefSerializer},
+        responses={
+            201: ScanBriefSerializer,
+            404: OpenApiResponse(ApiErrorSerializer, description="No sample with that SHA-256"),
+        },
         examples=[
             OpenApiExample(
                 "Re-scan",

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from portal.exceptions import NotFoundError
 from portal.models import User
-from portal.params import IdSerializerField
+from portal.params import IdSerializerField, JSONBodyField
 from portal.permissions import require_perms
 from scans.models import RetroHunt
 from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
@@ -167,6 +167,9 @@ START_EXAMPLES = [
 class RetroHuntListApi(APIView):
     """List retro-hunts (newest first); POST starts one."""
 
+    # GET answers {count, next, previous, results}; the schema says so through this
+    pagination_class = PageNumberPagination
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "RetroHuntCreateInput"
@@ -179,7 +182,7 @@ class RetroHuntListApi(APIView):
         )
         rule = inline_serializer(
             "UnsavedRule",
-            {"kind": serializers.CharField(), "body": serializers.JSONField()},
+            {"kind": serializers.CharField(), "body": JSONBodyField()},
             required=False,
             help_text="an unsaved rule {kind, body}, validated like a signature body",
         )
@@ -198,7 +201,7 @@ class RetroHuntListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         mine = request.query_params.get("mine", "").lower() in ("1", "true", "yes")
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             hunt_list(user=_user(request), mine=mine), request, view=self
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from django.utils.html import format_html, format_html_join
 from portal.params import IdOrNameFilter
 from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
 from threats.models import Family
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
 
 class SampleFilter(django_filters.FilterSet):
@@ -53,6 +56,9 @@ def sample_list(*, filters: Any = None) -> SampleFilter:
 
 
 def sample_get(*, sha256: str) -> Sample | None:
+    # anything but 64 hex digits names no sample (and a NUL in it is an error on PostgreSQL)
+    if not _SHA256.fullmatch(sha256):
+        return None
     return Sample.objects.select_related("family", "uploaded_by").filter(sha256=sha256).first()
 
 

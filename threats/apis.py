@@ -22,6 +22,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
@@ -35,7 +36,7 @@ from engine.exporters import to_csv, to_stix, to_yara
 from engine.kinds import REGISTRY, get_kind
 from portal.exceptions import ApplicationError, ForbiddenError
 from portal.models import User
-from portal.params import IdSerializerField, parse_id_or_name
+from portal.params import IdSerializerField, JSONBodyField, parse_id_or_name
 from portal.permissions import require_perms
 from threats import selectors, services
 from threats.api import signature_url
@@ -115,7 +116,11 @@ def family_by_ref(value: Any) -> Family:
 
 # --- families ------------------------------------------------------------------------------
 class FamilyOutput(serializers.ModelSerializer):
-    signature_count = serializers.IntegerField(read_only=True, required=False)
+    """A family as every family endpoint answers it, always with its signature count."""
+
+    signature_count = serializers.SerializerMethodField(
+        help_text="signatures of this family, in any state"
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -133,6 +138,11 @@ class FamilyOutput(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def get_signature_count(self, obj: Family) -> int:
+        # lists annotate it (selectors.family_list); one family counts its own
+        count = getattr(obj, "signature_count", None)
+        return int(count) if count is not None else obj.signatures.count()
 
     def get_url(self, obj: Family) -> str:
         return f"/families/{obj.pk}/"
@@ -303,6 +313,14 @@ def _detail(sig: Signature) -> dict[str, Any]:
     return dict(SignatureDetail(selectors.signature_get(pk=sig.pk)).data)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: SignatureRow(many=True),
+            400: OpenApiResponse(ERROR, description="A filter value that is not valid"),
+        }
+    )
+)
 class SignatureListApi(generics.ListAPIView):
     """List signatures with filters, or create a draft."""
 
@@ -313,7 +331,7 @@ class SignatureListApi(generics.ListAPIView):
     @extend_schema_serializer(component_name="SignatureCreateInput")
     class InputSerializer(serializers.Serializer):
         kind = serializers.CharField(help_text=f"one of {', '.join(REGISTRY)}")
-        body = serializers.JSONField(help_text="a string for yara; an object for other kinds")
+        body = JSONBodyField(help_text="a string for yara; an object for other kinds")
         family = serializers.CharField(help_text="family id or name")
         severity = serializers.ChoiceField(choices=Severity.choices, required=False)
         tags = serializers.ListField(child=serializers.CharField(), required=False, default=[])
@@ -355,7 +373,7 @@ class SignatureDetailApi(APIView):
 
     @extend_schema_serializer(component_name="SignatureUpdateInput")
     class InputSerializer(serializers.Serializer):
-        body = serializers.JSONField(required=False)
+        body = JSONBodyField(required=False)
         family = serializers.CharField(required=False)
         severity = serializers.ChoiceField(choices=Severity.choices, required=False)
         tags = serializers.ListField(child=serializers.CharField(), required=False)
@@ -611,12 +629,26 @@ VALIDATION = inline_serializer(
     "ValidationResult",
     {
         "valid": serializers.BooleanField(),
-        "body": serializers.JSONField(required=False, help_text="the normalised body"),
+        "body": serializers.JSONField(help_text="the normalised body"),
         "warnings": serializers.ListField(child=serializers.DictField()),
-        "errors": serializers.ListField(
-            child=serializers.DictField(), required=False, help_text="message, line, column"
+    },
+)
+VALIDATION_FAILED = inline_serializer(
+    "ValidationFailed",
+    {
+        "message": serializers.CharField(),
+        "extra": serializers.DictField(
+            help_text="for a body that does not compile: errors and warnings, as below"
         ),
-        "message": serializers.CharField(required=False),
+        "valid": serializers.BooleanField(
+            required=False, help_text="false: the body does not compile"
+        ),
+        "errors": serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text="message, line, column (a body that does not compile)",
+        ),
+        "warnings": serializers.ListField(child=serializers.DictField(), required=False),
     },
 )
 
@@ -627,12 +659,19 @@ class SignatureValidateApi(APIView):
     @extend_schema_serializer(component_name="ValidateInput")
     class InputSerializer(serializers.Serializer):
         kind = serializers.CharField()
-        body = serializers.JSONField()
+        body = JSONBodyField()
 
     @extend_schema(
         operation_id="signatures_validate",
         request=InputSerializer,
-        responses={200: VALIDATION, 400: VALIDATION},
+        responses={
+            200: VALIDATION,
+            400: OpenApiResponse(
+                VALIDATION_FAILED,
+                description="Invalid input (an ApiError), or a body that does not compile: "
+                "then also valid, errors and warnings",
+            ),
+        },
         summary="Validate a body without saving it",
         examples=[
             OpenApiExample(
@@ -642,15 +681,19 @@ class SignatureValidateApi(APIView):
             ),
             OpenApiExample(
                 "Valid",
-                value={"valid": True, "warnings": []},
+                value={"valid": True, "body": YARA_EXAMPLE["body"], "warnings": []},
                 response_only=True,
                 status_codes=["200"],
             ),
             OpenApiExample(
                 "Compile error",
                 value={
-                    "valid": False,
                     "message": "line 5, column 5: unknown identifier `foo`",
+                    "extra": {
+                        "errors": [{"message": "unknown identifier `foo`", "line": 5, "column": 5}],
+                        "warnings": [],
+                    },
+                    "valid": False,
                     "errors": [{"message": "unknown identifier `foo`", "line": 5, "column": 5}],
                     "warnings": [],
                 },
@@ -665,11 +708,15 @@ class SignatureValidateApi(APIView):
         result = services.body_validate(**data.validated_data)
         warnings = services.issues_json(result.warnings)
         if result.errors:
+            # an error like every other ({message, extra}, as signatures_create's), and the
+            # editor's fields at the top
+            errors = services.issues_json(result.errors)
             return Response(
                 {
-                    "valid": False,
                     "message": str(result.errors[0]),
-                    "errors": services.issues_json(result.errors),
+                    "extra": {"errors": errors, "warnings": warnings},
+                    "valid": False,
+                    "errors": errors,
                     "warnings": warnings,
                 },
                 status=status.HTTP_400_BAD_REQUEST,

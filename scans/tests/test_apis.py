@@ -110,6 +110,23 @@ def test_rescan_queues_a_new_scan_and_unknown_things_are_404(
     assert bad.json()["message"].startswith("sample")
 
 
+@pytest.mark.parametrize("sha256", ["%00", "a%00b", "not-a-hash", "0" * 63])
+def test_a_sample_path_that_is_no_sha256_is_404_not_500(api, client, researcher, sha256) -> None:
+    """A NUL in the path went to the database: 500 on PostgreSQL (found by the schema
+    contract work). Anything but 64 hex digits names no sample, on the API and the page."""
+    api_client = api(researcher)
+    api_client.raise_request_exception = False
+    client.force_login(researcher)
+    client.raise_request_exception = False
+
+    answer = api_client.get(f"{SAMPLES}{sha256}/")
+    page = client.get(f"/samples/{sha256}/")
+
+    assert answer.status_code == 404
+    assert answer.json()["message"].startswith("No sample with SHA-256")
+    assert page.status_code == 404
+
+
 @pytest.mark.parametrize(
     ("role", "read", "write"),
     [

@@ -84,6 +84,22 @@ def test_an_unsaved_rule_and_clear_errors(api, reviewer, sample) -> None:
     assert api(reviewer).get("/api/v1/retrohunts/999999/").status_code == 404
 
 
+def test_an_unsaved_rule_with_a_nul_character_is_400_not_500(api, reviewer) -> None:
+    """A valid YARA rule with U+0000 in a string was stored in the hunt's records: 500 on
+    PostgreSQL (jsonb holds no NUL). Refused like NUL in any text field."""
+    rule = {"kind": "yara", "body": 'rule nul { strings: $a = "\u0000" condition: $a }'}
+    client = api(reviewer)
+    client.raise_request_exception = False
+
+    response = client.post("/api/v1/retrohunts/", {"rule": rule}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["extra"]["fields"] == {
+        "rule": {"body": ["Null characters are not allowed."]}
+    }
+    assert not RetroHunt.objects.exists()
+
+
 def test_roles(api, researcher, reviewer, auditor, admin_user, sample, make_user) -> None:
     nobody = make_user(username="norole")
     for user, code in ((researcher, 201), (reviewer, 201), (admin_user, 201), (auditor, 403)):

@@ -7,7 +7,7 @@ import pytest
 
 from portal.testing import gate
 from threats import services
-from threats.models import Signature, Status
+from threats.models import Family, Signature, Status
 from threats.tests.factories import make_family
 
 pytestmark = pytest.mark.django_db
@@ -232,6 +232,74 @@ def test_validate_reports_errors_with_line_and_column(api, researcher):
     )
     assert ok.status_code == 200
     assert ok.json()["valid"] is True
+
+
+def test_validate_errors_are_api_errors_like_every_other(api, researcher):
+    """A body that does not compile answers {message, extra} like every error (and like
+    signatures_create), so one error handler in a client reads both kinds of 400."""
+    rule = "rule x { condition: foo }"
+    client = api(researcher)
+
+    broken = client.post(
+        "/api/v1/signatures/validate/", {"kind": "yara", "body": rule}, format="json"
+    ).json()
+    missing = client.post("/api/v1/signatures/validate/", {}, format="json").json()
+
+    assert broken["extra"]["errors"] == broken["errors"]
+    assert broken["extra"]["warnings"] == broken["warnings"]
+    assert broken["valid"] is False
+    assert set(missing) == {"message", "extra"}
+    assert "kind" in missing["extra"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("post", "/api/v1/signatures/", {"kind": "yara", "family": "Joker"}),
+        ("patch", "/api/v1/signatures/{pk}/", {}),
+        ("post", "/api/v1/signatures/validate/", {"kind": "yara"}),
+    ],
+)
+def test_a_body_with_a_nul_character_is_400_not_500(api, researcher, method, path, payload):
+    """A valid YARA rule with U+0000 in a string reached the database: 500 on PostgreSQL
+    (neither text nor jsonb holds NUL). Refused like NUL in any text field."""
+    rule = 'rule nul { strings: $a = "\u0000" condition: $a }'
+    sig = new_draft(researcher)
+    client = api(researcher)
+    client.raise_request_exception = False
+
+    response = getattr(client, method)(
+        path.format(pk=sig.pk), {**payload, "body": rule}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["extra"]["fields"] == {"body": ["Null characters are not allowed."]}
+    assert Signature.objects.count() == 1
+
+
+def test_every_family_answer_has_its_signature_count(api, researcher):
+    """The list had signature_count and the schema required it; create, read and edit left
+    it out (found by the schema contract run)."""
+    client = api(researcher)
+
+    created = client.post(
+        "/api/v1/families/",
+        {"name": "Harly", "category": "sms-stealer", "severity": "malicious"},
+        format="json",
+    )
+    pk = created.json()["id"]
+    services.signature_create(
+        actor=researcher, kind="hash", body=sha(), family=Family.objects.get(pk=pk)
+    )
+    read = client.get(f"/api/v1/families/{pk}/")
+    edited = client.patch(f"/api/v1/families/{pk}/", {"aliases": ["Harly2"]}, format="json")
+    listed = client.get("/api/v1/families/").json()["results"]
+
+    assert created.status_code == 201
+    assert created.json()["signature_count"] == 0
+    assert read.json()["signature_count"] == 1
+    assert edited.json()["signature_count"] == 1
+    assert [f["signature_count"] for f in listed if f["id"] == pk] == [1]
 
 
 def test_author_cannot_approve_over_the_api(api, make_user):
