@@ -16,6 +16,7 @@ that time so the next run does not ask early.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ def retry_after_seconds(response: requests.Response, now: float | None = None) -
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):  # not isdigit(): "³" passes it and float() refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value).timestamp()

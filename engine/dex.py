@@ -32,7 +32,7 @@ def is_dex(head: bytes) -> bool:
         len(head) >= 8
         and head[:4] == DEX_MAGIC_PREFIX
         and head[4:5] == b"0"
-        and head[5:7].isdigit()
+        and all(0x30 <= b <= 0x39 for b in head[5:7])  # two ASCII digits
         and head[7] == 0
     )
 

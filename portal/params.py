@@ -1,6 +1,6 @@
 """Integers and ids from clients, parsed one way everywhere.
 
-``str.isdigit()`` is true for "³", which ``int()`` refuses, and for fullwidth digits, which
+``str.isdigit`` is true for "³", which ``int()`` refuses, and for fullwidth digits, which
 ``int()`` reads as ASCII ones; a 20-digit id passes ``int()`` but overflows the database
 (OverflowError on SQLite, an error on PostgreSQL). Every id or integer a client sends (query,
 form, JSON, path) goes through ``parse_int``: ASCII digits 0-9 only, a bounded length before
@@ -52,7 +52,7 @@ def parse_int(value: Any, *, field: str, lowest: int = 0, highest: int = ID_MAX)
     if isinstance(value, str):
         text = value.strip()
         if not _DIGITS.fullmatch(text):
-            if text.isascii() and text.isdigit():  # more digits than any id has
+            if re.fullmatch(r"[0-9]+", text):  # more digits than any id has
                 raise ParameterError(field, f"{_shown(text)} is over {highest}.")
             raise ParameterError(
                 field,
@@ -80,7 +80,7 @@ def parse_id_or_name(value: Any, *, field: str) -> int | str:
     """A reference by id (digits) or by name (one word of ASCII letters and digits, starting
     with a letter, as family names are): the id as an int, or the name as given."""
     text = str(value).strip()
-    if text[:1].isascii() and text[:1].isdigit():
+    if re.match(r"[0-9]", text):
         return parse_id(text, field=field)
     if not _NAME.fullmatch(text):
         raise ParameterError(

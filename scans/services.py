@@ -170,7 +170,7 @@ def _family(value: str | int | None) -> Family | None:
     text = str(value).strip()
     family = (
         Family.objects.filter(pk=int(text)).first()
-        if text.isdigit()
+        if re.fullmatch(r"[0-9]{1,18}", text)  # an id the database can hold; not isdigit()
         else Family.objects.filter(name__iexact=text).first()
     )
     if family is None:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
-from client.api import Backoff
+from client.api import Backoff, retry_after_seconds
 from client.state import ClientError, StateDir
 from client.sync import SyncOptions, sync
 from client.tests.conftest import FakePortal, Publisher, hash_record
@@ -362,3 +363,12 @@ def test_register_keeps_the_root_it_was_given_as_trust_anchor(
     device: Callable[[str], Path],
 ) -> None:
     assert (device("x") / "trust" / "root.json").exists()
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("120", 120.0), ("\u00b3", None), ("1e3", None)])
+def test_a_retry_after_that_is_not_ascii_digits_or_a_date_is_ignored(header, seconds) -> None:
+    # given a server (or a proxy) answering with a strange Retry-After
+    response = requests.Response()
+    response.headers["Retry-After"] = header
+    # then the client reads seconds only from ASCII digits, and never crashes
+    assert retry_after_seconds(response) == seconds

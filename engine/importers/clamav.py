@@ -42,6 +42,11 @@ _HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "³", which ``int`` then refuses."""
+    return re.fullmatch(r"[0-9]{1,18}", text) is not None
+
+
 class Untranslatable(ValueError):
     pass
 
@@ -115,7 +120,7 @@ def _hash_line(line: str, source: str) -> ImportCandidate:
     if len(parts) < 3:
         raise Untranslatable("a hash signature line is hash:size:name[:flevel]")
     value, size, sig_name = parts[0].strip(), parts[1].strip(), parts[2].strip()
-    if size != "*" and not size.isdigit():
+    if size != "*" and not _digits(size):
         # .hsb/.hdb also carry PE section hashes (size:hash:name) in .msb/.mdb; not these
         raise Untranslatable(f"size {size!r} is neither a number nor *")
     algorithm = _HASH_LENGTHS.get(len(value))
@@ -140,7 +145,7 @@ def _check_target(target: str) -> None:
     target = target.strip()
     if target in ("", "0"):
         return
-    if not target.isdigit():
+    if not _digits(target):
         raise Untranslatable(f"target type {target!r} is not a number")
     label = TARGET_NAMES.get(int(target))
     if label:
@@ -195,7 +200,7 @@ def _tdb_conditions(tdb: str) -> list[str]:
             _check_target(value)
         elif key == "FileSize":
             low, _, high = value.partition("-")
-            if not (low.isdigit() and (high.isdigit() or high == "")):
+            if not (_digits(low) and (_digits(high) or high == "")):
                 raise Untranslatable(f"FileSize {value!r} is not a range")
             conditions.append(f"filesize >= {int(low)}")
             if high:
@@ -310,7 +315,7 @@ def _offset_condition(var: str, offset: str) -> str:
     offset = offset.strip()
     if offset == "*":
         return var
-    if offset.isdigit():
+    if _digits(offset):
         return f"{var} at {int(offset)}"
     m = re.fullmatch(r"([0-9]+),([0-9]+)", offset)
     if m:

@@ -39,7 +39,7 @@ def normalise_domain(value: str) -> str:
         raise IndicatorError(f"{value!r} is not a domain name (need at least two labels)")
     if not all(_LABEL.fullmatch(label) for label in labels):
         raise IndicatorError(f"{value!r} is not a domain name")
-    if labels[-1].isdigit():
+    if re.fullmatch(r"[0-9]+", labels[-1]):
         raise IndicatorError(f"{value!r} looks like an IP address, not a domain")
     return host
 

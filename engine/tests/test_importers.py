@@ -169,6 +169,24 @@ def test_clamav_translations():
     assert hd.name == "Eicar-Test-Signature"
 
 
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("x.hdb", "44d88612fea8a8f36de82e1278abb02f:\u00b3:Name"),
+        ("x.ndb", "Andr.Test.A-1:\u00b3:0:aabbccdd"),
+        ("x.ndb", "Andr.Test.A-1:0:\u00b3:aabbccdd"),
+        ("x.ldb", "Andr.Test.B-1;Target:\u00b3;0;aabbcc"),
+        ("x.ldb", "Andr.Test.B-1;Engine:51-255,FileSize:\u00b3-9;0;aabbcc"),
+    ],
+)
+def test_unicode_digits_in_clamav_numbers_are_refused_with_a_reason(name, line):
+    # given a rule whose number is a Unicode digit (str.isdigit says yes, int says no)
+    (candidate,) = parse_bytes(name, line.encode())
+    # then it is imported as invalid with a reason, not a crash
+    assert not candidate.ok
+    assert candidate.error
+
+
 def test_cvd_is_unpacked(corpus):
     candidates = parse_path(corpus / "clamav" / "Cisco-Talos_clamav" / "test-1.cvd")
     assert [c.source.rsplit("/", 1)[1] for c in candidates] == ["test.ndb:2"]
