@@ -1,8 +1,8 @@
-"""A fixed-window rate limit over the shared cache: atomic on every machine.
+"""Counters and fixed-window rate limits over the shared cache: atomic on every machine.
 
-``cache.add`` creates a window's counter only if it is absent and ``cache.incr`` is atomic on
-Redis and Memcached, so two web machines counting the same key never lose a count. The window
-starts at the first hit; the caller learns how long until it ends.
+``cache.add`` creates a counter only if it is absent and ``cache.incr`` is atomic on Redis
+and local memory, so two web machines counting the same key never lose a count. The log-in
+throttle (portal.services) and the publish throttle (releases.services) both count here.
 """
 
 from __future__ import annotations
@@ -19,21 +19,32 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), seconds
 
 
+def counter_add(key: str, *, timeout: int) -> int:
+    """Add one to the counter ``key`` (created at 0 if missing), kept ``timeout`` seconds from
+    now; returns the new value. ``incr`` is atomic on Redis and local memory: of concurrent
+    callers, exactly one sees each value."""
+    for _ in range(3):
+        cache.add(key, 0, timeout=timeout)
+        try:
+            value = int(cache.incr(key))
+        except ValueError:  # expired between add and incr: add it again
+            continue
+        # Redis and local memory keep a key's expiry on incr, the file cache resets it to the
+        # default timeout: touching gives every backend the same expiry.
+        cache.touch(key, timeout)
+        return value
+    cache.set(key, 1, timeout=timeout)
+    return 1
+
+
 def rate_hit(key: str, *, rate: str) -> int | None:
-    """Count one hit on ``key``; None when within the rate, else seconds until it resets."""
+    """Count one hit on ``key``; None when within the rate, else seconds until it resets.
+
+    Fixed windows aligned on the clock (``key`` + window number), so no second key is needed
+    to know when the window started."""
     limit, window = parse_rate(rate)
     now = int(time.time())
-    counter, started = f"rl:{key}", f"rl:{key}:start"
-    if cache.add(counter, 1, timeout=window):
-        cache.set(started, now, timeout=window)
-        return None
-    try:
-        hits = cache.incr(counter)
-    except ValueError:  # the window expired between add and incr: this hit opens a new one
-        cache.add(counter, 1, timeout=window)
-        cache.set(started, now, timeout=window)
-        return None
+    hits = counter_add(f"rl:{key}:{now // window}", timeout=window)
     if hits <= limit:
         return None
-    began = cache.get(started) or now
-    return max(1, int(began) + window - now)
+    return max(1, window - now % window)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from portal.audit import audit_log
 from portal.models import ApiToken, User, WorkerHeartbeat
+from portal.ratelimit import counter_add
 from portal.roles import ADMIN, ROLES
 
 
@@ -96,24 +97,6 @@ def _window_seconds() -> int:
     return max(1, int(settings.LOGIN_FAILURE_WINDOW.total_seconds()))
 
 
-def _count(key: str, *, timeout: int) -> int:
-    """Add one to the counter ``key`` (created at 0 if missing) and keep it ``timeout``
-    seconds from now. ``incr`` is atomic on Redis and local memory: of concurrent failures,
-    exactly one sees each value, so exactly one of them starts a lockout."""
-    for _ in range(3):
-        cache.add(key, 0, timeout=timeout)
-        try:
-            value = int(cache.incr(key))
-        except ValueError:  # expired between add and incr: add it again
-            continue
-        # Redis and local memory keep a key's expiry on incr, the file cache resets it to the
-        # default timeout: touching gives every backend the same expiry.
-        cache.touch(key, timeout)
-        return value
-    cache.set(key, 1, timeout=timeout)
-    return 1
-
-
 def login_locked_for(*, username: str, ip: str | None) -> int:
     """Seconds until this username may try again from this IP; 0 if it may now."""
     now = time.time()
@@ -145,12 +128,12 @@ def login_failure_record(*, username: str, ip: str | None) -> int:
     first_of_pair = False
     lockouts: list[dict[str, Any]] = []
     for bucket in _buckets(username, ip):
-        failures = _count(f"login-fail:{bucket.scope}:{bucket.key}", timeout=window)
+        failures = counter_add(f"login-fail:{bucket.scope}:{bucket.key}", timeout=window)
         if bucket.scope == "pair":
             first_of_pair = failures == 1
         if failures % bucket.limit:
             continue
-        strikes = _count(f"login-strikes:{bucket.scope}:{bucket.key}", timeout=cap + window)
+        strikes = counter_add(f"login-strikes:{bucket.scope}:{bucket.key}", timeout=cap + window)
         seconds = min(window * 2 ** min(strikes - 1, 32), cap)
         cache.set(f"login-lock:{bucket.scope}:{bucket.key}", time.time() + seconds, timeout=seconds)
         lockouts.append({"scope": bucket.scope, "failures": failures, "locked_seconds": seconds})
@@ -179,7 +162,7 @@ def _login_failure_audit(
     # fixed windows: the budget comes back each window even while the failures go on
     budget_key = f"login-audit:{ip or '-'}:{int(time.time() // window)}"
     for action, after, reason in rows:
-        written = _count(budget_key, timeout=window)
+        written = counter_add(budget_key, timeout=window)
         if written > budget + 1:
             return
         if written == budget + 1:

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from portal import services
 from portal.models import AuditEntry, User
+from portal.ratelimit import counter_add
 from portal.testing import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +207,7 @@ def test_counters_are_atomic_under_concurrent_failures() -> None:
 
     def hammer() -> None:
         for _ in range(50):
-            value = services._count("login-fail:test", timeout=60)
+            value = counter_add("login-fail:test", timeout=60)
             with lock:
                 seen.append(value)
 
