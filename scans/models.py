@@ -115,7 +115,11 @@ class ScanJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["sample", "-id"])]
+        indexes = [
+            models.Index(fields=["sample", "-id"]),
+            # /metrics reads the scans finished in the last minutes at every scrape
+            models.Index(fields=["finished_at"], name="scanjob_finished_at"),
+        ]
 
     def __str__(self) -> str:
         return f"scan {self.pk} ({self.status})"
@@ -230,6 +234,8 @@ class HuntChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hunt", "index"], name="huntchunk_unique_index")
         ]
+        # /metrics reads the chunks finished in the last minutes at every scrape
+        indexes = [models.Index(fields=["finished_at"], name="huntchunk_finished_at")]
 
     def __str__(self) -> str:
         return f"hunt {self.hunt_id} chunk {self.index} ({self.status})"
