@@ -143,3 +143,95 @@ class AdoptionSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} r{self.release_number}: {self.devices}"
+
+
+# --- detection reports from phones (docs/privacy.md) ---------------------------------------
+# Raw reports reference their device and are kept DEVICE_REPORT_RETENTION_DAYS; the daily
+# roll-ups carry no device id and are what stays. ``releases.services_reports`` writes both.
+
+
+class ReportBatch(models.Model):
+    """One batch a device posted: its idempotency key (a repeat stores nothing new)."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="report_batches")
+    batch_id = models.UUIDField()
+    received_at = models.DateTimeField(db_index=True)
+    installed_release = models.PositiveIntegerField()
+    engine_version = models.PositiveIntegerField()
+    detections = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "batch_id"], name="report_batch_once"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.batch_id)
+
+
+class DetectionReport(models.Model):
+    """What one phone detected: a signature revision of a release on one app. No personal data:
+    the app's facts (hashes, package name) and the device, nothing about its owner."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="detections")
+    day = models.DateField()  # the server's UTC day of receipt: what roll-ups and expiry use
+    signature_id = models.PositiveBigIntegerField()
+    revision = models.PositiveIntegerField()
+    release = models.PositiveIntegerField()
+    app_sha256 = models.CharField(max_length=64)
+    package = models.CharField(max_length=255, blank=True)
+    cert_sha256 = models.CharField(max_length=64, blank=True)
+    detected_at = models.DateTimeField()  # the phone's clock, kept within the retention window
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="detection_day"),
+            models.Index(fields=["signature_id", "day"], name="detection_signature_day"),
+            models.Index(fields=["release", "day"], name="detection_release_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signature_id}r{self.revision} on {self.app_sha256[:12]}"
+
+
+class DetectionRollup(models.Model):
+    """Anonymous daily counts: no device id, so deleting a device leaves them as they are."""
+
+    day = models.DateField()
+    signature_id = models.PositiveBigIntegerField()
+    revision = models.PositiveIntegerField()
+    release = models.PositiveIntegerField()
+    cohort = models.CharField(max_length=8)  # the devices' channel
+    app_sha256 = models.CharField(max_length=64)
+    package = models.CharField(max_length=255, blank=True)
+    cert_sha256 = models.CharField(max_length=64, blank=True)
+    devices = models.PositiveIntegerField()  # distinct devices that day
+    reports = models.PositiveIntegerField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["signature_id", "day"], name="rollup_signature_day"),
+            models.Index(fields=["release", "day"], name="rollup_release_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.signature_id}r{self.revision}: {self.reports}"
+
+
+class DetectionRollupDay(models.Model):
+    """A day whose raw reports are rolled up: rolled once, never again (the raw rows of a day
+    may be deleted later, and a second roll-up would count less)."""
+
+    day = models.DateField(unique=True)
+    rolled_at = models.DateTimeField()
+    reports = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.reports} reports in {self.rows} rows"
