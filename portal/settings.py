@@ -325,6 +325,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"queue": "default"},
     },
+    # roll complete days of detection reports up, then delete raw ones past the retention
+    "rollup-detection-reports": {
+        "task": "releases.rollup_detection_reports",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
 }
 # --- releases, the update feed and devices (docs/releases.md) ------------------------------
 # The TUF repository served under /updates/ (copy it to any static server or CDN).
@@ -339,6 +345,11 @@ RELEASE_INITIAL_ROLLOUT_PERCENT = env.int("RELEASE_INITIAL_ROLLOUT_PERCENT", def
 RELEASE_PUBLISH_RATE = env.str("RELEASE_PUBLISH_RATE", default="10/min")
 RELEASE_BUILD_RESEND_AFTER_SECONDS = env.int("RELEASE_BUILD_RESEND_AFTER_SECONDS", default=600)
 RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", default=24)
+# Detection reports from phones (docs/privacy.md): batches per device before 429, and how
+# many days raw reports (which name their device) are kept before only anonymous daily
+# roll-ups remain.
+DEVICE_REPORT_RATE = env.str("DEVICE_REPORT_RATE", default="60/hour")
+DEVICE_REPORT_RETENTION_DAYS = env.int("DEVICE_REPORT_RETENTION_DAYS", default=30)
 DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_secret(
     "device_enrollment_key"
 )
