@@ -288,6 +288,9 @@ SCAN_REQUEUE_AFTER_SECONDS = env.int("SCAN_REQUEUE_AFTER_SECONDS", default=300)
 RETROHUNT_CHUNK_SIZE = env.int("RETROHUNT_CHUNK_SIZE", default=500)
 # Hunt workers look for chunks whose worker died (or that were never delivered) this often.
 RETROHUNT_RECOVER_EVERY_SECONDS = env.float("RETROHUNT_RECOVER_EVERY_SECONDS", default=60.0)
+# The clean-corpus gate passes on its own only when its hunt covered at least this many clean
+# apps; below it the pages say "no clean corpus" and approval needs a written override.
+GATE_MIN_CLEAN_APPS = env.int("GATE_MIN_CLEAN_APPS", default=1)
 # Test-only: each sample of a hunt chunk sleeps this long, so a test can watch progress move.
 RETROHUNT_TEST_DELAY_SECONDS = env.float("RETROHUNT_TEST_DELAY_SECONDS", default=0.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -33,15 +33,16 @@ class ScansConfig(AppConfig):
         register_gate_view(GateView(states=gate_states, detail=gate_detail))
 
 
-def gate_hunt_on_submit(*, revision_id: int, actor: Any) -> object:
-    """A submitted revision's gate hunt, on queue ``hunts`` (threats calls this after commit)."""
-    from scans.retrohunts import retrohunt_create
+def gate_hunt_on_submit(*, revision_ids: list[int], actor: Any) -> object:
+    """ONE gate hunt of every revision submitted together, on queue ``hunts`` (threats calls
+    this after commit); each revision gets its own gate result when the hunt finishes."""
+    from scans.retrohunts import gate_hunt_create
 
     user = actor if actor is not None and actor.has_perm("scans.add_retrohunt") else None
-    return retrohunt_create(user=user, revision_ids=[revision_id])
+    return gate_hunt_create(user=user, revision_ids=revision_ids)
 
 
 def _run_gate_hunt(revision_ids: list[int]) -> object:
     from scans.retrohunts import retrohunt_run_sync
 
-    return retrohunt_run_sync(user=None, revision_ids=revision_ids)
+    return retrohunt_run_sync(user=None, revision_ids=revision_ids, limit=None)

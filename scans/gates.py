@@ -7,7 +7,10 @@ A revision may be approved only when (docs/retrohunts.md):
 2. that hunt covered the *current* clean corpus: it covered every sample with
    ``id <= max_sample_id``, so no clean sample may have a larger id (one added, or uploaded,
    after the hunt started). A sample relabelled clean later has a smaller id and was covered;
-3. it hit no sample labelled clean *now*, unless the reviewer gives an override reason.
+3. it hit no sample labelled clean *now*, unless the reviewer gives an override reason;
+4. it covered at least ``GATE_MIN_CLEAN_APPS`` clean apps (samples labelled clean now among
+   those it covered): a gate over no clean corpus proves nothing, so below the minimum the
+   verdict is ``no_clean_corpus`` and approval needs the reviewer's written override too.
 
 A refusal is an ApplicationError whose ``extra`` holds the gate verdict, the clean hits and
 the review difference (``scans.selectors.revision_review_diff``) so the API and the review
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Max
 
 from portal.exceptions import ApplicationError, ConflictError
@@ -26,6 +30,10 @@ from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
 from threats.models import SignatureRevision
 
 MAX_LISTED = 50
+
+
+def min_clean_apps() -> int:
+    return max(0, int(settings.GATE_MIN_CLEAN_APPS))
 
 
 def gate_hunt(revision: SignatureRevision) -> RetroHunt | None:
@@ -59,22 +67,47 @@ def clean_hit_samples(hunt: RetroHunt, revision: SignatureRevision) -> list[dict
 
 
 def gate_state(revision: SignatureRevision) -> dict[str, Any]:
-    """The gate verdict as data (pages show it; ``clean_corpus_gate`` enforces it)."""
+    """The gate verdict as data (pages show it; ``clean_corpus_gate`` enforces it).
+
+    ``clean_apps`` is how many clean apps the hunt covered (samples labelled clean now with
+    an id it covered); ``clean_min`` the minimum below which the verdict is
+    ``no_clean_corpus`` rather than ``passed``.
+    """
+    least = min_clean_apps()
     hunt = gate_hunt(revision)
     if hunt is None:
-        return {"gate": "not_gated", "hunt": None, "clean_hits": [], "clean_added": 0}
+        return {
+            "gate": "not_gated",
+            "hunt": None,
+            "clean_hits": [],
+            "clean_added": 0,
+            "clean_apps": 0,
+            "clean_min": least,
+        }
     added = Sample.objects.filter(label=Label.CLEAN, id__gt=hunt.max_sample_id).count()
+    covered = Sample.objects.filter(label=Label.CLEAN, id__lte=hunt.max_sample_id).count()
     hits = clean_hit_samples(hunt, revision)
     if added:
         verdict = "stale"
     elif hits:
         verdict = "clean_hits"
+    elif covered < least:
+        verdict = "no_clean_corpus"
     else:
         verdict = "passed"
-    return {"gate": verdict, "hunt": hunt.pk, "clean_hits": hits, "clean_added": added}
+    return {
+        "gate": verdict,
+        "hunt": hunt.pk,
+        "clean_hits": hits,
+        "clean_added": added,
+        "clean_apps": covered,
+        "clean_min": least,
+    }
 
 
-def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> None:
+def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> str | None:
+    """Refuse the approval unless the gate passed; returns the verdict the reviewer's override
+    reason was needed for (``clean_hits`` | ``no_clean_corpus``), or None."""
     from scans.selectors import revision_review_diff
     from threats.services import revision_clean_hits_refresh
 
@@ -108,11 +141,26 @@ def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) 
             },
             status_code=409,
         )
+    if state["gate"] == "no_clean_corpus" and not override_reason:
+        raise ConflictError(
+            f"No clean corpus: retro-hunt #{state['hunt']} covered {state['clean_apps']} clean "
+            f"app(s), fewer than the {state['clean_min']} the gate needs "
+            "(GATE_MIN_CLEAN_APPS); store clean apps and hunt again, or approve only with an "
+            "override reason.",
+            {
+                "gate": "no_clean_corpus",
+                "hunt": state["hunt"],
+                "clean_apps": state["clean_apps"],
+                "clean_min": state["clean_min"],
+            },
+        )
+    return state["gate"] if state["gate"] in ("clean_hits", "no_clean_corpus") else None
 
 
 # --- what pages show (registered as threats.gates.GATE_VIEWS) -------------------------------
 def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
-    """{revision id: not_gated | stale | clean_hits | passed} in two queries, for lists.
+    """{revision id: not_gated | stale | clean_hits | no_clean_corpus | passed} in three
+    queries, for lists.
 
     Like ``gate_state`` but from the stored clean-hit count (the detail page recounts by
     current label) and without comparing the hunted body (editing a draft clears its gate).
@@ -126,14 +174,21 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
     newest_clean = (
         Sample.objects.filter(label=Label.CLEAN).aggregate(m=Max("id"))["m"] if covered else None
     ) or 0
+    least = min_clean_apps()
+    # a hunt that is not stale covered every clean sample stored now
+    clean_apps = Sample.objects.filter(label=Label.CLEAN).count() if covered and least else 0
     out: dict[int, str] = {}
     for r in revisions:
         if r.gate_hunt_id not in covered:
             out[r.pk] = "not_gated"
         elif newest_clean > covered[r.gate_hunt_id]:
             out[r.pk] = "stale"
+        elif r.clean_hits:
+            out[r.pk] = "clean_hits"
+        elif clean_apps < least:
+            out[r.pk] = "no_clean_corpus"
         else:
-            out[r.pk] = "clean_hits" if r.clean_hits else "passed"
+            out[r.pk] = "passed"
     return out
 
 

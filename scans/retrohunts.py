@@ -147,7 +147,10 @@ def _unsaved_record(rule: dict[str, Any]) -> RuleRecord:
 
 
 def _revision_records(
-    *, signature_ids: Sequence[int] | None, revision_ids: Sequence[int] | None
+    *,
+    signature_ids: Sequence[int] | None,
+    revision_ids: Sequence[int] | None,
+    limit: int | None = MAX_HUNT_SIGNATURES,
 ) -> list[tuple[RuleRecord, int]]:
     from threats.api import current_revision_ids, invalid_signature_ids, records_by_revision
 
@@ -169,8 +172,8 @@ def _revision_records(
             )
         rev_ids += [current[i] for i in wanted]
     rev_ids = list(dict.fromkeys(rev_ids))
-    if len(rev_ids) > MAX_HUNT_SIGNATURES:
-        raise ApplicationError(f"At most {MAX_HUNT_SIGNATURES} signatures per retro-hunt.")
+    if limit is not None and len(rev_ids) > limit:
+        raise ApplicationError(f"At most {limit} signatures per retro-hunt.")
     records = records_by_revision(rev_ids)
     missing_revs = [i for i in rev_ids if i not in records]
     if missing_revs:
@@ -188,9 +191,13 @@ def retrohunt_create(
     revision_ids: Sequence[int] | None = None,
     rule: dict[str, Any] | None = None,
     enqueue: bool = True,
+    limit: int | None = MAX_HUNT_SIGNATURES,
 ) -> RetroHunt:
     """A queued hunt of signatures' current revisions (or given revisions), or of one unsaved
-    rule, over every sample stored now; its chunks go to queue ``hunts`` after commit."""
+    rule, over every sample stored now; its chunks go to queue ``hunts`` after commit.
+
+    ``limit``: the most signatures one hunt takes (a person's hunt); the gate hunt of a
+    submitted feed passes None (``gate_hunt_create``)."""
     if user is not None and not user.has_perm("scans.add_retrohunt"):
         raise ForbiddenError("Your role does not allow starting retro-hunts.")
     saved = bool(signature_ids) or bool(revision_ids)
@@ -202,7 +209,9 @@ def retrohunt_create(
     if rule:
         pairs: list[tuple[RuleRecord, int | None]] = [(_unsaved_record(rule), None)]
     else:
-        pairs = list(_revision_records(signature_ids=signature_ids, revision_ids=revision_ids))
+        pairs = list(
+            _revision_records(signature_ids=signature_ids, revision_ids=revision_ids, limit=limit)
+        )
     ruleset = compile_ruleset(r for r, _ in pairs)
     if ruleset.errors and len(ruleset.errors) == len(pairs):
         raise ApplicationError(
@@ -266,6 +275,12 @@ def _hunt_save(
         chunk_ids = list(hunt.chunks.values_list("id", flat=True))
         transaction.on_commit(lambda: chunks_enqueue(chunk_ids=chunk_ids))
     return hunt
+
+
+def gate_hunt_create(*, user: User | None, revision_ids: Sequence[int]) -> RetroHunt:
+    """The gate hunt of revisions submitted together: ONE hunt over all of them, however many
+    (threats' submit hook; each revision's result is recorded when it finishes)."""
+    return retrohunt_create(user=user, revision_ids=revision_ids, limit=None)
 
 
 def chunks_enqueue(*, chunk_ids: Iterable[int]) -> None:
@@ -602,6 +617,7 @@ def retrohunt_run_sync(
     signature_ids: Sequence[int] | None = None,
     revision_ids: Sequence[int] | None = None,
     rule: dict[str, Any] | None = None,
+    limit: int | None = MAX_HUNT_SIGNATURES,
 ) -> RetroHunt:
     """Create a hunt and run every chunk in this process (no broker, no worker)."""
     hunt = retrohunt_create(
@@ -610,6 +626,7 @@ def retrohunt_run_sync(
         revision_ids=revision_ids,
         rule=rule,
         enqueue=False,
+        limit=limit,
     )
     for chunk_id in hunt.chunks.order_by("index").values_list("id", flat=True):
         retrohunt_chunk_run(chunk_id=chunk_id, worker_name="sync")

@@ -502,8 +502,8 @@ class SignatureApproveApi(_TransitionApi):
             required=False,
             allow_blank=True,
             default="",
-            help_text="why to approve although the gate hunt hit clean apps (audited, shown "
-            "on the release)",
+            help_text="why to approve although the gate hunt hit clean apps, or covered "
+            "fewer clean apps than GATE_MIN_CLEAN_APPS (audited, shown on the release)",
         )
 
     @extend_schema(
@@ -515,7 +515,9 @@ class SignatureApproveApi(_TransitionApi):
             "Refused (409) until a retro-hunt of this revision has finished over the current "
             "clean corpus. A hit on a clean app is refused too, with the clean hits and the "
             "difference from the shipping revision in `extra`, unless `override_reason` says "
-            "why it is fine."
+            "why it is fine. So is a gate hunt that covered fewer clean apps than "
+            "GATE_MIN_CLEAN_APPS (`extra.gate` = `no_clean_corpus`): a gate over no clean "
+            "corpus never passes on its own."
         ),
         examples=[
             OpenApiExample(
@@ -734,6 +736,14 @@ SUMMARY = inline_serializer(
         "invalid_reasons": serializers.DictField(child=serializers.IntegerField()),
         "duplicate_links": serializers.ListField(child=serializers.DictField()),
         "failed_files": serializers.ListField(child=serializers.DictField()),
+        "submitted": serializers.IntegerField(
+            required=False, help_text="with submit: drafts submitted for review"
+        ),
+        "submit_failed": serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text="with submit: {id, message} of drafts that could not be submitted",
+        ),
     },
 )
 
@@ -747,7 +757,15 @@ class SignatureImportApi(APIView):
         request={
             "multipart/form-data": inline_serializer(
                 "ImportUpload",
-                {"files": serializers.ListField(child=serializers.FileField())},
+                {
+                    "files": serializers.ListField(child=serializers.FileField()),
+                    "submit": serializers.BooleanField(
+                        required=False,
+                        default=False,
+                        help_text="submit the imported drafts for review: ONE gate hunt over "
+                        "all of them",
+                    ),
+                },
             )
         },
         responses={200: SUMMARY, **ERRORS, 413: ERROR},
@@ -774,8 +792,15 @@ class SignatureImportApi(APIView):
     )
     def post(self, request: Request) -> Response:
         files = [(f.name or "upload", f) for f in request.FILES.getlist("files")]
+        flag = serializers.BooleanField(required=False, default=False)
+        submit = flag.run_validation(request.data.get("submit", False))
         summary = services.signatures_import_uploads(actor=_user(request), files=files)
-        return Response(summary.as_dict())
+        data = summary.as_dict()
+        if submit:
+            submitted = services.signatures_submit_imported(actor=_user(request), summary=summary)
+            data["submitted"] = len(submitted.succeeded)
+            data["submit_failed"] = submitted.failed
+        return Response(data)
 
 
 class SignatureExportApi(APIView):

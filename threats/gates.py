@@ -7,18 +7,24 @@ calls every gate from ``signature_approve``; the scans app appends its gate in
 
 A gate is ``gate(revision, override_reason)``: it returns when the revision may be approved
 and raises ``ApplicationError`` (with details in ``extra``) when it may not. ``override_reason``
-is the reviewer's written reason to approve despite clean hits, or None.
+is the reviewer's written reason to approve despite clean hits (or a clean corpus smaller than
+``GATE_MIN_CLEAN_APPS``), or None. A gate returns what the override was needed for
+(``"clean_hits"``, ``"no_clean_corpus"``), or None when the revision passed on its own: only
+then is the override kept on the revision and audited.
 
 ``GATE_RUNNERS`` lets code in threats (the demo seed) run a gate hunt to the end without
 importing scans.
 
-``SUBMIT_HOOKS`` run after a revision is submitted for review (once the transaction commits):
-the scans app registers one that starts the revision's gate hunt on queue ``hunts``, so the
-reviewer usually finds the revision gated already. A hook's failure is logged and never undoes
-the submission (the reviewer can still start the hunt from the signature page).
+``SUBMIT_HOOKS`` run after revisions are submitted for review (once the transaction commits),
+called once per submission with every revision submitted together (a bulk submit, an import
+with ``--submit``): the scans app registers one that starts ONE gate hunt of them all on queue
+``hunts``, so the reviewer usually finds the revisions gated already. A hook's failure is
+logged and never undoes the submission (the reviewer can still start the hunt from the
+signature page).
 
 ``GATE_VIEWS`` lets pages in threats show the gate without importing scans: a provider gives
-the verdict of many revisions at once (``not_gated`` | ``stale`` | ``clean_hits`` | ``passed``,
+the verdict of many revisions at once (``not_gated`` | ``stale`` | ``clean_hits`` |
+``no_clean_corpus`` | ``passed``,
 for lists: a fixed number of queries) and the details of one (its hunt, the clean hits, the
 review difference against the shipping or previous revision).
 
@@ -37,7 +43,7 @@ from threats.models import SignatureRevision
 
 log = logging.getLogger(__name__)
 
-ApprovalGate = Callable[[SignatureRevision, str | None], None]
+ApprovalGate = Callable[[SignatureRevision, str | None], str | None]
 APPROVAL_GATES: list[ApprovalGate] = []
 # Runs the gate's retro-hunt of these revision ids to the end in this process (the scans app
 # registers ``retrohunt_run_sync``); the demo seed uses it, never a request.
@@ -45,15 +51,20 @@ GateRunner = Callable[[list[int]], object]
 GATE_RUNNERS: list[GateRunner] = []
 
 
-# Called as hook(revision_id=..., actor=...) after a submission commits.
+# Called as hook(revision_ids=[...], actor=...) after a submission commits.
 SubmitHook = Callable[..., Any]
 SUBMIT_HOOKS: list[SubmitHook] = []
 
 
-def run_approval_gates(revision: SignatureRevision, override_reason: str | None) -> None:
-    """Call every registered gate; the first refusal propagates."""
+def run_approval_gates(revision: SignatureRevision, override_reason: str | None) -> list[str]:
+    """Call every registered gate; the first refusal propagates. Returns what the reviewer's
+    override reason was needed for (empty: the revision passed on its own)."""
+    overridden: list[str] = []
     for gate in APPROVAL_GATES:
-        gate(revision, override_reason)
+        used = gate(revision, override_reason)
+        if used:
+            overridden.append(used)
+    return overridden
 
 
 def register(gate: ApprovalGate) -> None:
@@ -79,13 +90,17 @@ def register_submit_hook(hook: SubmitHook) -> None:
         SUBMIT_HOOKS.append(hook)
 
 
-def run_submit_hooks(*, revision_id: int, actor: Any) -> None:
-    """Call every submit hook; one failing is logged, the others still run."""
+def run_submit_hooks(*, revision_ids: Sequence[int], actor: Any) -> None:
+    """Call every submit hook once with all the revisions submitted together; one failing is
+    logged, the others still run."""
+    ids = list(dict.fromkeys(revision_ids))
+    if not ids:
+        return
     for hook in list(SUBMIT_HOOKS):
         try:
-            hook(revision_id=revision_id, actor=actor)
+            hook(revision_ids=ids, actor=actor)
         except Exception:
-            log.exception("submit hook %r failed for revision %s", hook, revision_id)
+            log.exception("submit hook %r failed for %d revision(s)", hook, len(ids))
 
 
 # --- showing the gate on pages --------------------------------------------------------------
@@ -114,6 +129,15 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
         r.pk: "not_gated" if r.gated_at is None else "clean_hits" if r.clean_hits else "passed"
         for r in revisions
     }
+
+
+GATE_LABELS = {
+    "not_gated": "not gated",
+    "stale": "stale",
+    "clean_hits": "clean hits",
+    "no_clean_corpus": "no clean corpus",
+    "passed": "passed",
+}
 
 
 def gate_detail(revision: SignatureRevision) -> dict[str, Any] | None:

@@ -467,8 +467,15 @@ def _transition(
 
 
 @transaction.atomic
-def signature_submit(*, signature: Signature, actor: User, reason: str = "") -> Signature:
-    """Put the current draft revision in review (its author, or whoever may edit it)."""
+def signature_submit(
+    *, signature: Signature, actor: User, reason: str = "", gate: bool = True
+) -> Signature:
+    """Put the current draft revision in review (its author, or whoever may edit it).
+
+    ``gate``: start the revision's gate hunt once the transaction commits
+    (``threats.gates.SUBMIT_HOOKS``). ``signatures_submit`` passes False and starts one hunt
+    for everything it submitted.
+    """
     signature = _locked(signature)
     revision = _current(signature)
     if signature.status == Status.INVALID:
@@ -499,9 +506,10 @@ def signature_submit(*, signature: Signature, actor: User, reason: str = "") -> 
         signature.status = Status.IN_REVIEW
         signature.save(update_fields=["status", "updated_at"])
     _transition(signature=signature, actor=actor, action="submit", reason=reason, before=before)
-    # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
-    revision_id = revision.pk
-    transaction.on_commit(lambda: run_submit_hooks(revision_id=revision_id, actor=actor))
+    if gate:
+        # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
+        revision_ids = [revision.pk]
+        transaction.on_commit(lambda: run_submit_hooks(revision_ids=revision_ids, actor=actor))
     return signature
 
 
@@ -531,7 +539,8 @@ def signature_approve(
         raise ConflictError("Only a revision in review can be approved; submit it first.")
     _require_reviewer_of(actor, revision, "approve")
     override = (override_reason or "").strip()
-    run_approval_gates(revision, override or None)
+    # what the override was needed for: clean hits, or too small a clean corpus
+    overridden = run_approval_gates(revision, override or None)
     revision.refresh_from_db()  # a gate may have refreshed the clean hits
     if revision.gated_at is None:
         raise ConflictError(
@@ -544,7 +553,7 @@ def signature_approve(
     revision.reviewed_by = actor
     revision.reviewed_at = timezone.now()
     revision.review_comment = comment
-    revision.gate_override_reason = override if revision.clean_hits else ""
+    revision.gate_override_reason = override if overridden else ""
     revision.full_clean()
     revision.save()
     signature.deployed_revision = revision
@@ -557,7 +566,11 @@ def signature_approve(
             actor=actor,
             action="signature.gate_override",
             obj=signature,
-            after={"revision": revision.number, "clean_hits": revision.clean_hits},
+            after={
+                "revision": revision.number,
+                "clean_hits": revision.clean_hits,
+                "gate": overridden,
+            },
             reason=revision.gate_override_reason,
         )
     return signature
@@ -719,6 +732,8 @@ def signature_bulk_action(
         raise ApplicationError(f"Unknown bulk action {action!r}.", {"actions": list(BULK_ACTIONS)})
     if action in ("reject", "noisy", "disable"):
         _need_reason(reason, action)
+    if action == "submit":
+        return signatures_submit(actor=actor, ids=ids, reason=reason)
     result = BulkResult()
     unique = list(dict.fromkeys(int(i) for i in ids))
     found = Signature.objects.in_bulk(unique)
@@ -728,9 +743,7 @@ def signature_bulk_action(
             result.failed.append({"id": pk, "message": "No such signature."})
             continue
         try:
-            if action == "submit":
-                signature_submit(signature=sig, actor=actor, reason=reason)
-            elif action == "approve":
+            if action == "approve":
                 signature_approve(signature=sig, actor=actor, comment=reason)
             elif action == "reject":
                 signature_reject(signature=sig, actor=actor, reason=reason)
@@ -742,6 +755,33 @@ def signature_bulk_action(
             result.failed.append({"id": pk, "message": exc.message})
         else:
             result.succeeded.append(pk)
+    return result
+
+
+def signatures_submit(*, actor: User, ids: Sequence[int], reason: str = "") -> BulkResult:
+    """Submit many signatures, each under the rules of ``signature_submit`` and in its own
+    transaction, then start ONE gate hunt over every revision submitted (a bulk submit, an
+    import with ``--submit``): a feed of 10,000 hashes makes one hunt, not 10,000."""
+    result = BulkResult()
+    unique = list(dict.fromkeys(int(i) for i in ids))
+    found = Signature.objects.in_bulk(unique)
+    submitted: list[int] = []
+    for pk in unique:
+        sig = found.get(pk)
+        if sig is None:
+            result.failed.append({"id": pk, "message": "No such signature."})
+            continue
+        try:
+            sig = signature_submit(signature=sig, actor=actor, reason=reason, gate=False)
+        except ApplicationError as exc:
+            result.failed.append({"id": pk, "message": exc.message})
+            continue
+        result.succeeded.append(pk)
+        if sig.current_revision_id is not None:
+            submitted.append(sig.current_revision_id)
+    if submitted:
+        # after the caller's transaction, if any (each submission above committed its own)
+        transaction.on_commit(lambda: run_submit_hooks(revision_ids=submitted, actor=actor))
     return result
 
 
@@ -1049,3 +1089,17 @@ def signatures_import_uploads(*, actor: User, files: Sequence[tuple[str, Any]]) 
             yield ImportBatch(safe, parse_bytes(safe, data), hashlib.sha256(data).hexdigest())
 
     return signatures_import(actor=actor, batches=batches())
+
+
+def signatures_submit_imported(
+    *, actor: User, summary: ImportSummary, reason: str = ""
+) -> BulkResult:
+    """Submit the drafts an import just created (``import_signatures --submit``, the import
+    API's ``submit``): one ``signatures_submit``, so the whole feed gets ONE gate hunt. Invalid
+    imports stay where they are (they cannot be submitted until fixed)."""
+    drafts = list(
+        Signature.objects.filter(pk__in=summary.signature_ids, status=Status.DRAFT)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return signatures_submit(actor=actor, ids=drafts, reason=reason or "imported feed")

@@ -220,8 +220,9 @@ def _actions(
     four_eyes = user.pk not in (rev.author_id, rev.last_editor_id)
     reviewing = user.has_perm("threats.review_signature") and rev.state == RevisionState.IN_REVIEW
     if reviewing and four_eyes:
-        # the override field appears when clean hits block the approval (the gate decides)
-        override = gate is not None and gate["gate"] == "clean_hits"
+        # the override field appears when clean hits, or too small a clean corpus, block the
+        # approval (the gate decides)
+        override = gate is not None and gate["gate"] in ("clean_hits", "no_clean_corpus")
         out.append({"name": "approve", "label": "Approve", "reason": False, "override": override})
         out.append({"name": "reject", "label": "Reject", "reason": True})
     if user.has_perm("threats.moderate_signature"):

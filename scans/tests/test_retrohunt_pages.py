@@ -154,8 +154,8 @@ def test_a_failing_submit_hook_never_undoes_the_submission(
 ) -> None:
     calls: list[int] = []
 
-    def broken(*, revision_id: int, actor) -> None:
-        calls.append(revision_id)
+    def broken(*, revision_ids: list[int], actor) -> None:
+        calls.extend(revision_ids)
         raise RuntimeError("broker down")
 
     monkeypatch.setattr(gates, "SUBMIT_HOOKS", [broken])

@@ -1,0 +1,166 @@
+"""Feeds through the clean-corpus gate: the gate never passes on nothing (GATE_MIN_CLEAN_APPS),
+one gate hunt per submission of many revisions, byte-free gating of hash, indicator and
+package_cert rules from stored features, and ``import_signatures --submit``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from portal.exceptions import ApplicationError
+from portal.models import AuditEntry
+from portal.testing import gate
+from scans.models import HuntStatus, RetroHunt
+from scans.retrohunts import retrohunt_chunk_run
+from scans.tests.conftest import SMALL_APK
+from scans.tests.factories import stored_sample
+from threats import services
+from threats.models import Signature, SignatureRevision, Status
+from threats.tests.factories import make_family
+
+pytestmark = pytest.mark.django_db
+
+A2DP = "a2dp.Vol_137.apk"
+
+
+@pytest.fixture(autouse=True)
+def _gate_minimum(settings) -> None:
+    settings.GATE_MIN_CLEAN_APPS = 1  # the production default (tests elsewhere use 0)
+
+
+def _hash(author, value: str, *, target: str = "apk") -> Signature:
+    return services.signature_create(
+        actor=author,
+        kind="hash",
+        body={"algorithm": "sha256", "target": target, "value": value},
+        family=make_family(name="Joker"),
+    )
+
+
+def _run_chunks(hunt: RetroHunt) -> RetroHunt:
+    """Run a queued hunt's chunks here, as a worker would."""
+    for chunk_id in hunt.chunks.order_by("index").values_list("id", flat=True):
+        retrohunt_chunk_run(chunk_id=chunk_id, worker_name="test")
+    hunt.refresh_from_db()
+    return hunt
+
+
+# --- the gate never passes on nothing ---------------------------------------------------------
+def test_with_no_clean_corpus_the_gate_says_so_and_approval_needs_a_written_override(
+    researcher, reviewer, client
+) -> None:
+    sig = services.signature_submit(signature=_hash(researcher, "ab" * 32), actor=researcher)
+    gate(sig)  # a real hunt, over no stored sample
+
+    client.force_login(reviewer)
+    page = client.get(f"/signatures/{sig.pk}/").content.decode()
+    assert "no clean corpus" in page
+    assert ">passed<" not in page
+    assert 'name="override_reason"' in page
+    queue = client.get("/signatures/review/").content.decode()
+    assert "no clean corpus" in queue
+    assert ">passed<" not in queue
+
+    with pytest.raises(ApplicationError, match="No clean corpus") as refused:
+        services.signature_approve(signature=sig, actor=reviewer)
+    assert refused.value.status_code == 409
+    assert refused.value.extra["gate"] == "no_clean_corpus"
+    assert (refused.value.extra["clean_apps"], refused.value.extra["clean_min"]) == (0, 1)
+    sig.refresh_from_db()
+    assert sig.status == Status.IN_REVIEW
+
+    services.signature_approve(
+        signature=sig, actor=reviewer, override_reason="feed hash; no clean corpus here yet"
+    )
+    sig.refresh_from_db()
+    assert sig.status == Status.DEPLOYED
+    assert sig.deployed_revision is not None
+    assert sig.deployed_revision.gate_override_reason == "feed hash; no clean corpus here yet"
+    audit = AuditEntry.objects.get(action="signature.gate_override", object_id=str(sig.pk))
+    assert audit.reason == "feed hash; no clean corpus here yet"
+    assert "no_clean_corpus" in str(audit.changes)
+
+
+def test_a_gate_over_a_clean_corpus_passes_and_says_how_many_apps_it_covered(
+    researcher, reviewer, client, corpus: Path
+) -> None:
+    stored_sample(corpus / "apks" / SMALL_APK, label="clean", user=researcher)
+    sig = services.signature_submit(signature=_hash(researcher, "cd" * 32), actor=researcher)
+    gate(sig)
+
+    client.force_login(reviewer)
+    page = client.get(f"/signatures/{sig.pk}/").content.decode()
+    assert "covered 1 clean app(s) and hit none" in page
+    assert 'name="override_reason"' not in page
+
+    services.signature_approve(signature=sig, actor=reviewer)
+    sig.refresh_from_db()
+    assert sig.status == Status.DEPLOYED
+    assert sig.deployed_revision is not None
+    assert sig.deployed_revision.gate_override_reason == ""
+
+
+# --- one gate hunt per submission -------------------------------------------------------------
+def test_a_bulk_submit_of_many_revisions_starts_one_hunt_and_records_each_result(
+    researcher, corpus: Path, django_capture_on_commit_callbacks
+) -> None:
+    clean = stored_sample(corpus / "apks" / A2DP, label="clean", user=researcher)[0]
+    sigs = [_hash(researcher, clean.sha256)] + [_hash(researcher, f"{i:064x}") for i in range(4)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.signature_bulk_action(
+            actor=researcher, ids=[s.pk for s in sigs], action="submit"
+        )
+    assert sorted(result.succeeded) == sorted(s.pk for s in sigs)
+    assert RetroHunt.objects.count() == 1
+    hunt = _run_chunks(RetroHunt.objects.get())
+    assert hunt.status == HuntStatus.FINISHED
+
+    revisions = SignatureRevision.objects.filter(signature__in=sigs)
+    assert {r.gate_hunt_id for r in revisions} == {hunt.pk}
+    assert all(r.gated_at is not None for r in revisions)
+    hits = {r.signature_id: r.clean_hits for r in revisions}
+    assert hits == {sigs[0].pk: 1, **{s.pk: 0 for s in sigs[1:]}}
+
+
+def test_the_bulk_api_submit_starts_one_hunt(
+    researcher, api, django_capture_on_commit_callbacks
+) -> None:
+    sigs = [_hash(researcher, f"{i + 100:064x}") for i in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(researcher).post(
+            "/api/v1/signatures/bulk/",
+            {"ids": [s.pk for s in sigs], "action": "submit"},
+            format="json",
+        )
+    assert response.status_code == 200, response.content
+    assert RetroHunt.objects.count() == 1
+    hunt = RetroHunt.objects.get()
+    assert sorted(hunt.revision_ids) == sorted(int(s.current_revision_id or 0) for s in sigs)
+
+
+# --- import --submit --------------------------------------------------------------------------
+def test_import_signatures_submit_makes_submitted_signatures_with_gate_results(
+    researcher, corpus: Path, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    clean = stored_sample(corpus / "apks" / SMALL_APK, label="clean", user=researcher)[0]
+    make_family(name="Joker")
+    feed = tmp_path / "feed.csv"
+    rows = [clean.sha256, "ee" * 32, "ff" * 32]
+    feed.write_text(
+        "kind,body,family,severity\n" + "".join(f"hash,{v},Joker,malicious\n" for v in rows)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_signatures", str(feed), "--author", researcher.username, "--submit")
+    sigs = list(Signature.objects.order_by("pk"))
+    assert len(sigs) == 3
+    assert {s.status for s in sigs} == {Status.IN_REVIEW}
+    assert RetroHunt.objects.count() == 1
+    _run_chunks(RetroHunt.objects.get())
+
+    revisions = {r.signature_id: r for r in SignatureRevision.objects.filter(signature__in=sigs)}
+    assert all(r.gated_at is not None for r in revisions.values())
+    assert [revisions[s.pk].clean_hits for s in sigs] == [1, 0, 0]
