@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from portal.models import User
 from releases.models import AdoptionSnapshot, Device, Release, ReleaseFile
+from releases.services_reports import device_delete
 
 
 class ReleaseFileInline(admin.TabularInline):
@@ -47,6 +51,19 @@ class DeviceAdmin(admin.ModelAdmin):
     list_filter = ["channel", "app_version"]
     search_fields = ["device_id", "model"]
     readonly_fields = ["device_id", "token_hash", "token_prefix", "rollout_bucket", "registered_at"]
+
+    # deleting goes through the service: raw reports and batches go, roll-ups stay, audited
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        device_delete(device=obj, by=_user(request), reason="deleted in the Django admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device in queryset:
+            device_delete(device=device, by=_user(request), reason="deleted in the Django admin")
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
 @admin.register(AdoptionSnapshot)

@@ -14,3 +14,8 @@ class ReleasesConfig(AppConfig):
         if releases_panel not in PROVIDERS:
             PROVIDERS.append(releases_panel)
         register_fleet_metrics("releases", release_metrics)
+        # the signature page's "Detections from phones" section (threats never imports us)
+        from releases.views import signature_detections_panel
+        from threats.api import register_signature_panel
+
+        register_signature_panel(signature_detections_panel)

@@ -44,3 +44,23 @@ def snapshot_adoption() -> int:
 @shared_task(name="releases.resend_stuck_builds")
 def resend_stuck_builds() -> list[int]:
     return builds_resend()
+
+
+@shared_task(
+    name="releases.rollup_detection_reports",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=1800,
+    time_limit=1860,
+)
+def rollup_detection_reports() -> dict[str, int]:
+    """Roll complete days of detection reports up, then expire raw ones (hourly, beat)."""
+    from releases.services_reports import detections_rollup
+
+    done = detections_rollup()
+    return {
+        "days_rolled": len(done.days_rolled),
+        "rollup_rows": done.rollup_rows,
+        "reports_deleted": done.reports_deleted,
+        "batches_deleted": done.batches_deleted,
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
@@ -14,7 +17,9 @@ from portal.models import User
 from portal.params import parse_int
 from releases.models import Release
 from releases.selectors import adoption_history, device_counts, release_adoption, release_diff
+from releases.selectors_reports import release_detections, signature_detections
 from releases.services import release_halt, release_publish, release_rollout
+from threats.api import SignaturePanel
 
 
 def _user(request: HttpRequest) -> User:
@@ -53,6 +58,8 @@ def release_detail_view(request: HttpRequest, number: int) -> HttpResponse:
         "diff": release_diff(release),
         "files": release.files.all(),
         "adoption": release_adoption(number),
+        # what phones report: adoption and detections per signature (docs/privacy.md)
+        "detections": release_detections(number=number),
     }
     return render(request, "releases/release_detail.html", context)
 
@@ -84,4 +91,46 @@ def device_list_view(request: HttpRequest) -> HttpResponse:
         request,
         "releases/device_list.html",
         {"counts": device_counts(), "days": days, "adoption_rows": rows},
+    )
+
+
+def _when(value: datetime.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
+
+
+def signature_detections_panel(*, signature_id: int, user: Any) -> SignaturePanel | None:
+    """The signature page's "Detections from phones" section (threats.api registry)."""
+    if not user.has_perm("releases.view_device"):
+        return None
+    found = signature_detections(signature_id=signature_id)
+    days = found.window_days
+    return SignaturePanel(
+        key="phone-detections",
+        title="Detections from phones",
+        facts=(
+            ("Devices", f"{found.devices:,} in the last {days} days"),
+            ("Reports", f"{found.reports:,}"),
+            ("Since", _when(found.first_seen)),
+            ("Last", _when(found.last_seen)),
+        ),
+        columns=(
+            "Package",
+            "Signer (certificate SHA-256)",
+            f"Devices ({days} days)",
+            "Reports",
+            "First seen",
+            "Last seen",
+        ),
+        rows=tuple(
+            (
+                app.package or "(unknown)",
+                app.cert_sha256 or "(unknown)",
+                f"{app.devices:,}",
+                f"{app.reports:,}",
+                _when(app.first_seen),
+                _when(app.last_seen),
+            )
+            for app in found.apps
+        ),
+        empty="No phone has reported this signature.",
     )

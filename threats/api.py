@@ -11,11 +11,13 @@ without breaking them.
 - ``shipping_pins()`` / ``records_for_pins(pins)``: what a release pins, as (signature id,
   revision *number*, noisy), and the records of exactly those revisions.
 - ``signature_refs(ids)``: names, kinds, statuses and page links for listing matches.
+- ``register_signature_panel(provider)`` / ``signature_panels(...)``: sections other apps
+  add to the signature page (releases: what phones report), without threats importing them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -261,9 +263,45 @@ def signature_refs(ids: Iterable[int]) -> dict[int, SignatureRef]:
     return out
 
 
+# --- sections other apps add to the signature page ------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SignaturePanel:
+    """A section of the signature page that another app fills (threats never imports it):
+    a title, a few facts and a table, all plain text (the template escapes it)."""
+
+    key: str  # the section's HTML id
+    title: str
+    facts: tuple[tuple[str, str], ...] = ()
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    empty: str = ""  # shown instead of the table when there are no rows
+
+
+# provider(signature_id=..., user=...) -> a panel, or None when that user may not see it
+SignaturePanelProvider = Callable[..., SignaturePanel | None]
+SIGNATURE_PANELS: list[SignaturePanelProvider] = []
+
+
+def register_signature_panel(provider: SignaturePanelProvider) -> None:
+    """Add a provider once (``AppConfig.ready`` may run more than once in tests)."""
+    if provider not in SIGNATURE_PANELS:
+        SIGNATURE_PANELS.append(provider)
+
+
+def signature_panels(*, signature_id: int, user: Any) -> list[SignaturePanel]:
+    """The registered apps' sections for this signature page, in registration order."""
+    out = []
+    for provider in SIGNATURE_PANELS:
+        panel = provider(signature_id=signature_id, user=user)
+        if panel is not None:
+            out.append(panel)
+    return out
+
+
 __all__ = [
     "GateFacts",
     "Pin",
+    "SignaturePanel",
     "SignatureRef",
     "current_revision_ids",
     "deployed_records",
@@ -272,7 +310,9 @@ __all__ = [
     "records_by_revision",
     "records_for_pins",
     "records_for_revisions",
+    "register_signature_panel",
     "shipping_pins",
+    "signature_panels",
     "signature_refs",
     "signature_url",
     "ungated_shipping",

@@ -32,6 +32,7 @@ from portal.models import User
 from portal.params import ParameterError, parse_id, parse_ids
 from portal.parsers import json_loads_bounded
 from threats import gates, selectors, services
+from threats.api import signature_panels
 from threats.models import (
     Category,
     Family,
@@ -275,6 +276,8 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             "pending": rev is not None and sig.deployed_revision_id not in (None, rev.pk),
             "shipping": shipping,
             "shipping_name": _revision_name(sig, shipping) if shipping is not None else "",
+            # sections other apps add (threats.api.register_signature_panel)
+            "panels": signature_panels(signature_id=sig.pk, user=user),
         },
     )
 
