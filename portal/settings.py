@@ -361,6 +361,9 @@ DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_sec
 DEVICE_MIN_WAIT_SECONDS = env.int("DEVICE_MIN_WAIT_SECONDS", default=3600)
 DEVICE_UPDATE_RATE = env.str("DEVICE_UPDATE_RATE", default="60/hour")
 DEVICE_REGISTER_RATE = env.str("DEVICE_REGISTER_RATE", default="30/min")
+# How long the shared cache keeps a device's token entry (the update check's authentication
+# costs no database query while it is there); revoking a device drops it at once.
+DEVICE_TOKEN_CACHE_SECONDS = env.int("DEVICE_TOKEN_CACHE_SECONDS", default=7 * 24 * 3600)
 
 # A worker writes a heartbeat row this often; /healthz calls it down after WORKER_STALE_AFTER.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)

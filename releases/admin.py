@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from portal.models import User
 from releases.models import AdoptionSnapshot, Device, Release, ReleaseFile
+from releases.services import device_token_forget
 from releases.services_reports import device_delete
 
 
@@ -51,6 +54,12 @@ class DeviceAdmin(admin.ModelAdmin):
     list_filter = ["channel", "app_version"]
     search_fields = ["device_id", "model"]
     readonly_fields = ["device_id", "token_hash", "token_prefix", "rollout_bucket", "registered_at"]
+
+    # the update check authenticates from a cache (releases.authentication.cached_device):
+    # an edit here (a revocation, a channel) must reach it at once (device_delete does too)
+    def save_model(self, request: Any, obj: Device, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        device_token_forget(obj)
 
     # deleting goes through the service: raw reports and batches go, roll-ups stay, audited
     def delete_model(self, request: HttpRequest, obj: Device) -> None:

@@ -34,7 +34,6 @@ from releases.models import Channel, Release
 from releases.selectors import release_adoption, release_diff, update_offer
 from releases.services import (
     device_register,
-    device_seen,
     release_halt,
     release_publish,
     release_rollout,
@@ -141,7 +140,6 @@ class DeviceUpdateApi(APIView):
         )
         principal = request.user
         assert isinstance(principal, DevicePrincipal)
-        device_seen(device=principal.device, installed=installed)
         wait = settings.DEVICE_MIN_WAIT_SECONDS
         offer = update_offer(device=principal.device, installed=installed)
         if offer is None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from releases.models import Device
-from releases.services import token_hash
+from releases.models import Channel, Device
+from releases.services import device_token_cache_key, token_hash
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,44 @@ class DeviceTokenAuthentication(authentication.TokenAuthentication):
     keyword = "Token"
 
     def authenticate_credentials(self, key: str) -> tuple[DevicePrincipal, Device]:
-        device = Device.objects.filter(token_hash=token_hash(key)).first()
-        if device is None or device.revoked_at is not None:
+        device = cached_device(token_hash(key))
+        if device is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked device token.")
         return DevicePrincipal(device), device
+
+
+# What a device endpoint needs of a device, kept in the shared cache by token hash, so that an
+# update check costs no database query (a phone checks often; millions of phones do). The
+# entry is written at registration and on a miss, and deleted by every service that revokes
+# or deletes a device (``releases.services.device_token_forget``). Unknown tokens are cached
+# briefly too, so guessing tokens does not turn into database load.
+_FIELDS = ("pk", "device_id", "rollout_bucket", "channel", "engine_version", "installed_release")
+_UNKNOWN_SECONDS = 60
+
+
+def cached_device(key_hash: str) -> Device | None:
+    """The active device with this token hash (an unsaved-looking instance with its pk), or
+    None for an unknown or revoked token."""
+    cache_key = device_token_cache_key(key_hash)
+    entry = cache.get(cache_key)
+    if entry is None:
+        row = Device.objects.filter(token_hash=key_hash).values(*_FIELDS, "revoked_at").first()
+        if row is None or row["revoked_at"] is not None:
+            cache.set(cache_key, {"unknown": True}, timeout=_UNKNOWN_SECONDS)
+            return None
+        entry = {name: row[name] for name in _FIELDS}
+        cache.set(cache_key, entry, timeout=settings.DEVICE_TOKEN_CACHE_SECONDS)
+    if not isinstance(entry, dict) or entry.get("unknown"):
+        return None
+    try:
+        device = Device(token_hash=key_hash, **{name: entry[name] for name in _FIELDS})
+    except (KeyError, TypeError):  # an entry from another version of this code
+        cache.delete(cache_key)
+        return cached_device(key_hash)
+    device._state.adding = False  # it is a stored row: save() must update, never insert
+    if device.channel not in Channel.values:
+        device.channel = Channel.STABLE
+    return device
 
 
 class IsDevice(BasePermission):

@@ -79,6 +79,12 @@ class PinDiff:
     def removed_ids(self) -> list[int]:
         return sorted(p[0] for p in self.removed)
 
+    @property
+    def is_urgent(self) -> bool:
+        """The kill switch: a signature leaves the release or is newly marked noisy (what a
+        false positive calls for). Phones take such a release at once, with no spread."""
+        return bool(self.removed) or any(after[2] and not old[2] for old, after in self.changed)
+
 
 def diff(before: Sequence[Pin], after: Sequence[Pin]) -> PinDiff:
     """What changed from ``before`` to ``after``; cost is a set difference, then the change."""

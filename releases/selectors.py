@@ -7,21 +7,18 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
+from engine import rollout
 from releases import pins as pin_codec
 from releases.models import (
     AdoptionSnapshot,
-    Channel,
     Device,
-    FileKind,
     Release,
-    ReleaseFile,
     ReleaseState,
 )
-
-# a device is offered one of the newest releases; older ones are never worth looking at
-_OFFER_WINDOW = 50
+from releases.repository import repo_dir
+from releases.tuf_repo import read_listed_custom
 
 
 @dataclass(frozen=True)
@@ -30,30 +27,37 @@ class Offer:
     target: str
 
 
-def release_eligible(release: Release, device: Device) -> bool:
-    """Beta devices get a release at once; stable ones when their bucket is in the rollout."""
-    return device.channel == Channel.BETA or device.rollout_bucket < release.rollout_percent
+# The signed releases, parsed once per process and re-read when timestamp.json changes (a stat
+# per call): every process that serves from the same repository folder answers the same.
+_signed: dict[str, Any] = {"key": None, "releases": []}
+
+
+def signed_releases() -> list[rollout.ReleaseEntry]:
+    """The releases devices can see now, newest first, from the signed targets.json."""
+    root = repo_dir()
+    try:
+        st = (root / "metadata" / "timestamp.json").stat()
+    except FileNotFoundError:
+        return []
+    key = (str(root), st.st_ino, st.st_mtime_ns, st.st_size)
+    if _signed["key"] != key:
+        _signed["releases"] = rollout.releases_of(read_listed_custom(root))
+        _signed["key"] = key
+    releases: list[rollout.ReleaseEntry] = _signed["releases"]
+    return releases
 
 
 def update_offer(*, device: Device, installed: int) -> Offer | None:
-    """The newest published, non-halted release above ``installed`` this device may have,
-    and the file to fetch: the delta from ``installed`` when listed, else the full bundle."""
-    candidates = Release.objects.filter(
-        state=ReleaseState.PUBLISHED, halted=False, number__gt=installed
-    ).order_by("-number")[:_OFFER_WINDOW]
-    for release in candidates:
-        if not release_eligible(release, device):
-            continue
-        files = {
-            (f.kind, f.base): f.target
-            for f in ReleaseFile.objects.filter(release=release, listed=True).filter(
-                Q(kind=FileKind.FULL) | Q(kind=FileKind.DELTA, base=installed)
-            )
-        }
-        target = files.get((FileKind.DELTA, installed)) or files.get((FileKind.FULL, None))
-        if target is not None:
-            return Offer(version=release.number, target=target)
-    return None
+    """What the compatibility check offers (None: up to date).
+
+    Decided by ``engine.rollout.choose_update`` over the signed targets, exactly as a phone
+    decides over the same file; no database query.
+    """
+    who = rollout.device_of(
+        device.device_id, channel=device.channel, engine_version=device.engine_version
+    )
+    offer = rollout.choose_update(signed_releases(), installed=installed, device=who)
+    return None if offer is None else Offer(version=offer.version, target=offer.target)
 
 
 # --- diffs ----------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.codec import State, build_delta, state_file_bytes
+from engine.rollout import Rollout, rollout_bucket
 from portal.audit import audit_log
 from portal.exceptions import (
     ApplicationError,
@@ -239,13 +241,18 @@ def _build_locked(number: int, started: float) -> Release:
         raise ApplicationError(f"{len(pinned) - len(records)} pinned revisions are missing")
     state = State(release=number, records=records, engine_version=ANY_ENGINE)
     by_id = {r.id: r for r in records}
+    previous = _previous_published(number)
+    urgent = pin_codec.diff(_pins_of(previous), pinned).is_urgent
+    published_at = timezone.now()
+    full_custom = _custom(number, None, state)
+    full_custom["rollout"] = _rollout(release, urgent=urgent, at=published_at).as_custom()
     files = [
         BuiltFile(
             FileKind.FULL,
             None,
             full_target_name(number),
             state_file_bytes(state),
-            _custom(number, None, state),
+            full_custom,
         )
     ]
     retention = settings.RELEASE_DELTA_RETENTION
@@ -298,7 +305,7 @@ def _build_locked(number: int, started: float) -> Release:
         )
         release.state = ReleaseState.PUBLISHED
         release.state_sha256 = state.sha256
-        release.published_at = timezone.now()
+        release.published_at = published_at
         release.build_seconds = round(time.monotonic() - started, 3)
         release.save(update_fields=["state", "state_sha256", "published_at", "build_seconds"])
         audit_log(
@@ -321,6 +328,37 @@ def _custom(number: int, base: int | None, state: State) -> dict[str, Any]:
         min_engine=1,
         signatures=len(state),
     )
+
+
+def _rollout(release: Release, *, urgent: bool, at: Any) -> Rollout:
+    """The signed rollout of a release: what phones (and the compatibility check) decide by."""
+    return Rollout(
+        percent=release.rollout_percent,
+        halted=release.halted,
+        urgent=urgent,
+        published_at=int(at.timestamp()),
+    )
+
+
+def _sign_rollout(release: Release) -> None:
+    """Re-sign the release's rollout (percentage, halt) into targets.json and the timestamp.
+
+    Called inside the rollout or halt transaction, so a failure to sign undoes the change
+    in the database too: the portal never says "halted" while phones are still offered it.
+    A release that is still building gets its rollout when its build signs it.
+    """
+    full = ReleaseFile.objects.filter(release=release, kind=FileKind.FULL, listed=True).first()
+    if full is None:
+        return
+    repo = open_repository()
+    with publish_lock():
+        signed = repo.target_files().get(full.target)
+        if signed is None:
+            return
+        current = Rollout.from_custom((signed.custom or {}).get("rollout"))
+        patch = {"rollout": {**current.as_custom(), "percent": release.rollout_percent}}
+        patch["rollout"]["halted"] = release.halted
+        repo.set_custom({full.target: patch}, timestamp_expiry=timestamp_expiry())
 
 
 def timestamp_refresh() -> int | None:
@@ -363,6 +401,7 @@ def release_rollout(*, number: int, percent: int, by: User) -> Release:
     release.rollout_percent = percent
     release.full_clean(exclude=["pins"])
     release.save(update_fields=["rollout_percent"])
+    _sign_rollout(release)
     audit_log(
         actor=by,
         action="release.rollout",
@@ -382,6 +421,7 @@ def release_halt(*, number: int, by: User, reason: str = "") -> Release:
     release.halted = True
     release.halted_at = timezone.now()
     release.save(update_fields=["halted", "halted_at"])
+    _sign_rollout(release)
     audit_log(
         actor=by,
         action="release.halt",
@@ -400,9 +440,26 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def rollout_bucket(device_id: str) -> int:
-    """A stable number 0..99 from the device id: the same device is always in the same slice."""
-    return int.from_bytes(hashlib.sha256(device_id.encode("ascii")).digest()[:8], "big") % 100
+def device_token_cache_key(key_hash: str) -> str:
+    return f"device-token:{key_hash}"
+
+
+def device_token_forget(device: Device) -> None:
+    """Drop the device's cached token entry (``releases.authentication.cached_device``): call
+    on every revocation, deletion or change of what the entry holds."""
+    cache.delete(device_token_cache_key(device.token_hash))
+
+
+@transaction.atomic
+def device_revoke(*, device: Device, by: User | None = None) -> Device:
+    """Revoke a device's token: it can no longer reach any device endpoint."""
+    if device.revoked_at is None:
+        device.revoked_at = timezone.now()
+        device.save(update_fields=["revoked_at"])
+        audit_log(actor=by, action="device.revoke", obj=device)
+    transaction.on_commit(lambda: device_token_forget(device))
+    device_token_forget(device)
+    return device
 
 
 @dataclass(frozen=True)

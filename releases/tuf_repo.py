@@ -115,10 +115,20 @@ def delta_target_name(base_release: int, release: int) -> str:
 
 
 def release_custom(
-    *, release: int, base: int | None, state_sha256: str, min_engine: int, signatures: int
+    *,
+    release: int,
+    base: int | None,
+    state_sha256: str,
+    min_engine: int,
+    signatures: int,
+    rollout: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A bundle's or delta's signed custom data; ``base`` is None for a full bundle."""
-    return {
+    """A bundle's or delta's signed custom data; ``base`` is None for a full bundle.
+
+    A full bundle also carries the release's ``rollout`` (``engine.rollout.Rollout``): the
+    data phones decide with, re-signed by ``UpdateRepository.set_custom`` when it changes.
+    """
+    custom: dict[str, Any] = {
         "kind": "full" if base is None else "delta",
         "release": release,
         "base": base,
@@ -126,6 +136,28 @@ def release_custom(
         "min_engine": min_engine,
         "signatures": signatures,
     }
+    if rollout is not None:
+        custom["rollout"] = dict(rollout)
+    return custom
+
+
+def read_listed_custom(root_dir: Path) -> dict[str, Any]:
+    """``{target name: custom}`` of the targets listed now, read without keys.
+
+    For the portal's own answers from the files it signed (the compatibility update check):
+    timestamp → snapshot → targets, as a device would walk them, minus signature checks.
+    """
+    metadata = root_dir / "metadata"
+    timestamp: Metadata[Timestamp] = Metadata.from_bytes((metadata / "timestamp.json").read_bytes())
+    version = timestamp.signed.snapshot_meta.version
+    snapshot: Metadata[Snapshot] = Metadata.from_bytes(
+        (metadata / f"{version}.snapshot.json").read_bytes()
+    )
+    version = snapshot.signed.meta["targets.json"].version
+    targets: Metadata[Targets] = Metadata.from_bytes(
+        (metadata / f"{version}.targets.json").read_bytes()
+    )
+    return {name: info.custom for name, info in targets.signed.targets.items()}
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -380,6 +412,42 @@ class UpdateRepository:
 
     def remove_targets(self, names: Iterable[str]) -> Published:
         return self.add_targets([], remove=names)
+
+    def set_custom(
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        online_expiry: timedelta = ONLINE_EXPIRY,
+        timestamp_expiry: timedelta = TIMESTAMP_EXPIRY,
+    ) -> Published | None:
+        """Merge ``changes[name]`` into listed targets' custom data and re-sign targets,
+        snapshot and timestamp in one step (a rollout change or a halt). The files are not
+        touched: only what devices read about them. None when nothing would change."""
+        targets_md = self.targets()
+        targets = targets_md.signed
+        changed = False
+        for name, patch in changes.items():
+            info = targets.targets.get(name)
+            if info is None:
+                continue
+            custom = dict(info.unrecognized_fields.get("custom") or {})
+            merged = {**custom, **patch}
+            if merged != custom:
+                info.unrecognized_fields["custom"] = merged
+                changed = True
+        if not changed:
+            return None
+        targets.version += 1
+        targets.expires = self._expiry(online_expiry)
+        published = self._publish(
+            targets,
+            snapshot_version=self.snapshot().signed.version + 1,
+            timestamp_version=self.timestamp().signed.version + 1,
+            online_expiry=online_expiry,
+            timestamp_expiry=timestamp_expiry,
+        )
+        logger.info("re-signed the custom data of %s target(s)", len(changes))
+        return published
 
     def _publish(
         self,

@@ -1,0 +1,197 @@
+"""The update check at fleet scale: rollout as signed data, a compatibility answer with no
+database query, and the reference client following it all against a live portal."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from client.__main__ import main
+from engine.rollout import Rollout
+from releases.models import Device
+from releases.services import (
+    device_revoke,
+    release_build,
+    release_halt,
+    release_publish,
+    release_rollout,
+)
+from releases.tests.conftest import ENROLLMENT_KEY
+from releases.tuf_repo import UpdateRepository, full_target_name
+from threats.models import Signature, Status
+
+UPDATE = "/api/v1/devices/update/"
+
+
+def publish(by: Any) -> int:
+    release = release_publish(by=by, enqueue=False)
+    return release_build(number=release.number).number
+
+
+def device_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def signed_rollout(repo: UpdateRepository, number: int) -> Rollout:
+    custom = repo.target_files()[full_target_name(number)].custom
+    return Rollout.from_custom(custom["rollout"])
+
+
+@pytest.mark.django_db
+def test_rollout_and_halt_are_signed_into_targets_and_the_timestamp_at_once(
+    update_repo: UpdateRepository, signatures: Any, reviewer: Any
+) -> None:
+    signatures.deploy()
+    publish(reviewer)
+    before = update_repo.timestamp().signed.version
+    first = signed_rollout(update_repo, 1)
+    assert (first.percent, first.halted, first.urgent) == (100, False, False)
+    assert first.published_at > 0
+    # when a reviewer narrows the rollout, the signed data says so in a new timestamp
+    release_rollout(number=1, percent=20, by=reviewer)
+    assert signed_rollout(update_repo, 1).percent == 20
+    assert update_repo.timestamp().signed.version == before + 1
+    # and a halt likewise
+    release_halt(number=1, by=reviewer, reason="false positives on a bank app")
+    assert signed_rollout(update_repo, 1).halted is True
+    assert update_repo.timestamp().signed.version == before + 2
+
+
+@pytest.mark.django_db
+def test_a_release_that_disables_or_quiets_a_signature_is_signed_urgent(
+    update_repo: UpdateRepository, signatures: Any, reviewer: Any
+) -> None:
+    noisy, gone = signatures.deploy(), signatures.deploy()
+    signatures.deploy()
+    publish(reviewer)
+    signatures.deploy()
+    publish(reviewer)  # adds one: a normal release
+    assert signed_rollout(update_repo, 2).urgent is False
+    Signature.objects.filter(pk=noisy.pk).update(status=Status.NOISY)
+    publish(reviewer)  # the kill switch: a signature marked noisy
+    assert signed_rollout(update_repo, 3).urgent is True
+    Signature.objects.filter(pk=gone.pk).update(status=Status.DISABLED)
+    publish(reviewer)  # a signature disabled
+    assert signed_rollout(update_repo, 4).urgent is True
+
+
+@pytest.mark.django_db
+def test_the_compatibility_check_makes_no_database_query(
+    update_repo: UpdateRepository,
+    make_device: Callable[..., tuple[Device, str]],
+    signatures: Any,
+    reviewer: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    _, token = make_device()
+    client = device_client(token)
+    signatures.deploy()
+    publish(reviewer)
+    assert client.get(UPDATE, {"installed": 0}).json()["version"] == 1  # warms the token cache
+    # then offers, "up to date" answers and a changed rollout cost no query at all
+    with django_assert_num_queries(0):
+        offered = client.get(UPDATE, {"installed": 0})
+        current = client.get(UPDATE, {"installed": 1})
+    assert offered.json() == {"version": 1, "target": "full-1.bin", "min_wait_seconds": 0}
+    assert current.json() == {"up_to_date": True, "min_wait_seconds": 0}
+    signatures.deploy()
+    publish(reviewer)
+    release_halt(number=2, by=reviewer)
+    with django_assert_num_queries(0):
+        # a device on the halted release is offered nothing lower; a new one the last good one
+        assert client.get(UPDATE, {"installed": 2}).json()["up_to_date"] is True
+        assert client.get(UPDATE, {"installed": 0}).json()["version"] == 1
+
+
+@pytest.mark.django_db
+def test_a_revoked_device_is_refused_at_once_despite_the_cache(
+    update_repo: UpdateRepository, make_device: Callable[..., tuple[Device, str]], reviewer: Any
+) -> None:
+    device, token = make_device()
+    client = device_client(token)
+    assert client.get(UPDATE, {"installed": 0}).status_code == 200  # now cached
+    device_revoke(device=device, by=reviewer)
+    refused = client.get(UPDATE, {"installed": 0})
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "Invalid or revoked device token."
+
+
+@pytest.mark.django_db
+def test_the_check_no_longer_writes_per_request(
+    update_repo: UpdateRepository, make_device: Callable[..., tuple[Device, str]]
+) -> None:
+    device, token = make_device()
+    device_client(token).get(UPDATE, {"installed": 5})
+    device.refresh_from_db()
+    # adoption and last-seen come from the phones' reports (POST /api/v1/devices/reports/)
+    assert (device.installed_release, device.last_seen_at) == (0, None)
+
+
+# --- the reference client against the live portal ------------------------------------------
+
+
+def run(*argv: str) -> dict[str, Any]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(list(argv))
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    assert code == 0, lines
+    result: dict[str, Any] = lines[0]
+    return result
+
+
+@pytest.fixture
+def phone(live_server: Any, update_repo: UpdateRepository, tmp_path: Path) -> Callable[..., Path]:
+    root = tmp_path / "app-root.json"
+    update_repo.export_root(root)
+
+    def register(name: str, channel: str = "stable") -> Path:
+        state = tmp_path / name
+        run(
+            "register",
+            *("--server", live_server.url, "--enrollment-key", ENROLLMENT_KEY),
+            *("--root", str(root), "--state", str(state), "--channel", channel),
+        )
+        return state
+
+    return register
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_client_follows_releases_halts_and_the_kill_switch_without_force(
+    phone: Callable[..., Path], signatures: Any, reviewer: Any
+) -> None:
+    a = phone("a")
+    sig = signatures.deploy()
+    signatures.deploy()
+    publish(reviewer)
+    # "update now", as the README's walkthrough does it, twice around a publish: no --force
+    assert run("sync", "--state", str(a))["to"] == 1
+    signatures.deploy()
+    publish(reviewer)
+    assert run("sync", "--state", str(a))["applied"] == "delta"
+    # the scheduled check of an unchanged repository installs nothing and downloads nothing
+    idle = run("check", "--state", str(a), "--force")
+    assert (idle["checked"], idle["to"], idle["bytes"]) == ("unchanged", 2, 0)
+    # a halted release is left alone by a device on it, and skipped by a new device
+    release_halt(number=2, by=reviewer)
+    b = phone("b")
+    assert run("sync", "--state", str(b))["to"] == 1
+    assert run("sync", "--state", str(a))["to"] == 2
+    # the kill switch: a signature marked noisy makes an urgent release, which the scheduled
+    # check installs at once, from the halted release and from the last good one alike
+    Signature.objects.filter(pk=sig.pk).update(status=Status.NOISY)
+    publish(reviewer)
+    for state in (a, b):
+        report = run("check", "--state", str(state), "--force")
+        assert (report["to"], report.get("urgent")) == (3, True)
