@@ -1,4 +1,8 @@
-"""``python -m client register|sync|scan`` — every command prints JSON on stdout.
+"""``python -m client register|sync|check|scan`` — every command prints JSON on stdout.
+
+``sync`` is "update now": it installs the release this device is offered at once. ``check`` is
+the scheduled run a phone makes every few minutes: one conditional GET of timestamp.json, an
+urgent release installed at once, a normal one at this device's slot (``engine.rollout``).
 
 Exit codes: 0 done; 1 failed (the JSON says why; the installed database is unchanged);
 2 bad usage; 75 throttled by the server (try again after ``retry_after_seconds``).
@@ -18,7 +22,7 @@ from typing import Any
 from client.api import register as api_register
 from client.scan import dumps, scan
 from client.state import ClientError, Config, StateDir
-from client.sync import SyncOptions, sync
+from client.sync import SyncOptions, check, sync
 from engine import ENGINE_VERSION
 
 APP_VERSION = "0.1.0"
@@ -38,15 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--os-version", default=platform.platform())
     reg.add_argument("--app-version", default=APP_VERSION)
 
-    syn = sub.add_parser("sync", help="install the release the portal offers")
+    syn = sub.add_parser("sync", help="update now: install the release this device is offered")
     syn.add_argument("--state", required=True, type=Path)
     syn.add_argument("--force", action="store_true", help="ask now even if told to wait")
+
+    chk = sub.add_parser("check", help="the scheduled check: cheap, installs when due")
+    chk.add_argument("--state", required=True, type=Path)
+    chk.add_argument("--force", action="store_true", help="ask now even if told to wait")
 
     sc = sub.add_parser("scan", help="scan APK/XAPK files with the installed database")
     sc.add_argument("--state", required=True, type=Path)
     sc.add_argument("files", nargs="+")
 
-    for p in (reg, syn, sc):
+    for p in (reg, syn, chk, sc):
         # lets tests and engineers play an older client against a newer database
         p.add_argument("--engine-version", type=int, default=ENGINE_VERSION, help=argparse.SUPPRESS)
     return parser
@@ -89,10 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "register":
             _print(_register(args))
-        elif args.command == "sync":
-            _print(
-                sync(args.state, SyncOptions(force=args.force, engine_version=args.engine_version))
-            )
+        elif args.command in ("sync", "check"):
+            run = sync if args.command == "sync" else check
+            options = SyncOptions(force=args.force, engine_version=args.engine_version)
+            _print(run(args.state, options))
         else:
             failed = False
             for result in scan(args.state, args.files, engine_version=args.engine_version):

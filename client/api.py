@@ -2,15 +2,17 @@
 
 - ``POST {server}/api/v1/devices/register/`` with the enrollment key → 201 ``device_id``,
   ``token``.
-- ``GET {server}/api/v1/devices/update/?installed=N`` with ``Authorization: Token <token>`` →
-  ``{"version", "target", "min_wait_seconds"}`` or ``{"up_to_date": true, "min_wait_seconds"}``;
-  429 with ``Retry-After`` when the server wants fewer requests.
+- ``GET {server}/updates/metadata/timestamp.json`` with ``If-None-Match``: the frequent check,
+  a static file any CDN serves (``fetch_timestamp``); 304 when nothing changed.
+
+(The portal's ``GET /api/v1/devices/update/`` answers older apps from the same signed data;
+this client decides for itself, see ``engine.rollout``.)
 
 Network errors and 5xx answers are retried a bounded number of times, waiting
 ``base * 2**attempt`` seconds with jitter (half fixed, half random, so a fleet that failed
-together does not come back together). A 429 is retried in-process only when its Retry-After
-is short; otherwise ``Throttled`` tells the caller to come back later, and the caller stores
-that time so the next run does not ask early.
+together does not come back together). A 429, or a 503 with ``Retry-After``, is retried
+in-process only when its Retry-After is short; otherwise ``Throttled`` tells the caller to come
+back later, and the caller stores that time so the next run does not ask early.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import requests
 from client.state import ClientError
 
 REGISTER_PATH = "/api/v1/devices/register/"
-UPDATE_PATH = "/api/v1/devices/update/"
+TIMESTAMP_PATH = "/updates/metadata/timestamp.json"
 TIMEOUT = (10.0, 30.0)  # connect, read
 # a server that asks for more than this much waiting gets it by a later run, not a sleep
 MAX_INLINE_RETRY_AFTER = 30.0
@@ -83,13 +85,14 @@ def _request(method: str, url: str, backoff: Backoff, **kwargs: Any) -> requests
             last_problem = f"cannot reach the server: {exc}"
             wait = backoff.delay(attempt)
         else:
-            if response.status_code == 429:
+            told = retry_after_seconds(response) if response.status_code == 503 else None
+            if response.status_code == 429 or told is not None:
                 retry_after = retry_after_seconds(response)
                 if retry_after is None:
                     retry_after = backoff.delay(attempt)
                 if retry_after > backoff.max_inline_retry_after:
                     raise Throttled(retry_after)
-                last_problem = "the server kept answering 429"
+                last_problem = f"the server kept answering {response.status_code}"
                 wait = max(retry_after, backoff.delay(attempt))
             elif response.status_code >= 500:
                 last_problem = f"the server answered {response.status_code}"
@@ -126,32 +129,20 @@ def register(
     return str(device_id), token
 
 
-@dataclass(frozen=True)
-class UpdateAnswer:
-    min_wait_seconds: float
-    version: int | None = None  # None: up to date
-    target: str | None = None
+def fetch_timestamp(
+    server: str, etag: str | None, backoff: Backoff | None = None
+) -> tuple[bool, str | None]:
+    """The frequent, cheap check: a conditional GET of the static timestamp.json.
 
-
-def ask_update(
-    server: str, token: str, installed: int, backoff: Backoff | None = None
-) -> UpdateAnswer:
+    Returns (changed, ETag). 304 means the repository is as it was when ``etag`` was seen.
+    The body is not used here: tuf.ngclient fetches and verifies it when it changed.
+    """
+    headers = {"If-None-Match": etag} if etag else {}
     response = _request(
-        "GET",
-        server.rstrip("/") + UPDATE_PATH,
-        backoff or Backoff(),
-        params={"installed": installed},
-        headers={"Authorization": f"Token {token}"},
+        "GET", server.rstrip("/") + TIMESTAMP_PATH, backoff or Backoff(), headers=headers
     )
-    data = _json(response)
+    if response.status_code == 304:
+        return False, etag
     if response.status_code != 200:
-        raise ClientError(f"the update API answered {response.status_code}", detail=data)
-    wait = data.get("min_wait_seconds", 0)
-    if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:
-        raise ClientError("min_wait_seconds is not a non-negative number")
-    if data.get("up_to_date") is True:
-        return UpdateAnswer(min_wait_seconds=float(wait))
-    version, target = data.get("version"), data.get("target")
-    if type(version) is not int or not isinstance(target, str) or not target:
-        raise ClientError("the update answer lacks version or target", detail=data)
-    return UpdateAnswer(min_wait_seconds=float(wait), version=version, target=target)
+        raise ClientError(f"timestamp.json answered {response.status_code}")
+    return True, response.headers.get("ETag")

@@ -48,6 +48,45 @@ class Config:
     channel: str = "stable"
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A normal release this device was offered and installs at its slot (engine.rollout)."""
+
+    release: int
+    install_at: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """schedule.json: when to check again, what the server said, what is pending."""
+
+    next_check_after: float = 0.0  # the routine interval (scheduled checks only)
+    retry_after: float = 0.0  # a server's 429/503 Retry-After: binds every run but --force
+    etag: str | None = None  # timestamp.json's ETag when last fully acted upon
+    pending: Pending | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "next_check_after": self.next_check_after,
+            "retry_after": self.retry_after,
+            "etag": self.etag,
+            "pending": asdict(self.pending) if self.pending else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        pending = data.get("pending")
+        etag = data.get("etag")
+        return cls(
+            next_check_after=float(data.get("next_check_after", 0.0)),
+            retry_after=float(data.get("retry_after", 0.0)),
+            etag=etag if isinstance(etag, str) else None,
+            pending=Pending(int(pending["release"]), float(pending["install_at"]))
+            if pending
+            else None,
+        )
+
+
 class StateDir:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -95,15 +134,16 @@ class StateDir:
         except (ValueError, TypeError) as exc:
             raise ClientError(f"{self.config_path} is damaged: {exc}") from exc
 
-    def next_check_after(self) -> float:
+    def schedule(self) -> Plan:
+        """What the last runs decided (a missing or damaged file: check now)."""
         try:
-            return float(json.loads(self.schedule_path.read_text())["next_check_after"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return 0.0
+            data = json.loads(self.schedule_path.read_text())
+            return Plan.from_json(data)
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            return Plan()
 
-    def set_next_check(self, when: float, reason: str) -> None:
-        data = {"next_check_after": when, "reason": reason}
-        write_atomic(self.schedule_path, json.dumps(data).encode())
+    def save_schedule(self, plan: Plan) -> None:
+        write_atomic(self.schedule_path, json.dumps(plan.to_json()).encode())
 
     def installed(self, engine_version: int) -> State | None:
         """The installed database, or None before the first sync. A damaged file raises."""

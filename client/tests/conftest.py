@@ -1,5 +1,6 @@
-"""A TUF repository in tmp_path, served by a real local HTTP server, with a tiny stand-in
-for the portal's device API. The stand-in exists only here: the real API is the portal's."""
+"""A TUF repository in tmp_path, served by a real local HTTP server (with ETags, as any static
+server or CDN serves it), and a tiny stand-in for the portal's registration endpoint. The
+stand-in exists only here: the real API is the portal's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 
@@ -58,6 +59,7 @@ class Publisher:
         *,
         custom_override: dict[str, Any] | None = None,
         deltas_from: tuple[int, ...] | None = None,
+        rollout: dict[str, Any] | None = None,
     ) -> None:
         sha = codec.state_sha256(records)
         files: list[tuple[str, bytes, dict[str, Any]]] = [
@@ -70,6 +72,7 @@ class Publisher:
                     state_sha256=sha,
                     min_engine=1,
                     signatures=len(records),
+                    rollout=rollout,
                 ),
             )
         ]
@@ -100,6 +103,12 @@ class Publisher:
     def latest(self) -> int:
         return max(self.states, default=0)
 
+    def set_rollout(self, release: int, **rollout: Any) -> None:
+        """Re-sign a release's rollout (as the portal's rollout and halt do)."""
+        name = full_target_name(release)
+        current = self.repo.target_files()[name].custom.get("rollout") or {}
+        self.repo.set_custom({name: {"rollout": {**current, **rollout}}})
+
 
 @dataclass
 class FakePortal:
@@ -107,24 +116,14 @@ class FakePortal:
 
     repo_dir: Path
     publisher: Publisher
-    min_wait_seconds: int = 0
-    # (status, headers, body) answered instead of the normal update answer, once each
+    # (status, headers, body) answered to timestamp.json requests instead of the file, once each
     scripted: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
-    answer: dict[str, Any] | None = None  # a fixed update answer, when set
     overrides: dict[str, bytes] = field(default_factory=dict)  # /updates/... path -> bytes
-    update_requests: int = 0
+    timestamp_requests: int = 0
+    not_modified: int = 0  # 304 answers to timestamp.json
+    requests: list[str] = field(default_factory=list)  # every path asked for
+    registered: int = 0
     url: str = ""
-
-    def update_answer(self, installed: int) -> dict[str, Any]:
-        if self.answer is not None:
-            return {"min_wait_seconds": self.min_wait_seconds, **self.answer}
-        latest = self.publisher.latest
-        if installed >= latest:
-            return {"up_to_date": True, "min_wait_seconds": self.min_wait_seconds}
-        targets = self.publisher.repo.target_files()
-        delta = delta_target_name(installed, latest)
-        target = delta if delta in targets else full_target_name(latest)
-        return {"version": latest, "target": target, "min_wait_seconds": self.min_wait_seconds}
 
 
 def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
@@ -152,22 +151,18 @@ def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
             elif body.get("enrollment_key") != ENROLLMENT_KEY:
                 self._json(403, {"detail": "bad enrollment key"})
             else:
-                self._json(201, {"device_id": "dev-1", "token": "device-token"})
+                portal.registered += 1
+                self._json(201, {"device_id": f"dev-{portal.registered}", "token": "device-token"})
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            if url.path == "/api/v1/devices/update/":
-                portal.update_requests += 1
-                if self.headers.get("Authorization") != "Token device-token":
-                    self._json(401, {"detail": "bad token"})
-                    return
+            portal.requests.append(url.path)
+            if url.path == "/updates/metadata/timestamp.json":
+                portal.timestamp_requests += 1
                 if portal.scripted:
                     status, headers, body = portal.scripted.pop(0)
                     self._json(status, body, headers)
                     return
-                installed = int(parse_qs(url.query).get("installed", ["0"])[0])
-                self._json(200, portal.update_answer(installed))
-                return
             if url.path.startswith("/updates/") and ".." not in url.path:
                 rel = url.path[len("/updates/") :]
                 data = portal.overrides.get(rel)
@@ -175,8 +170,16 @@ def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
                 if data is None and path.is_file():
                     data = path.read_bytes()
                 if data is not None:
+                    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+                    if self.headers.get("If-None-Match") == etag:
+                        portal.not_modified += 1
+                        self.send_response(304)
+                        self.send_header("ETag", etag)
+                        self.end_headers()
+                        return
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(data)))
+                    self.send_header("ETag", etag)
                     self.end_headers()
                     self.wfile.write(data)
                     return

@@ -15,12 +15,13 @@ import requests
 
 from client.api import Backoff, retry_after_seconds
 from client.state import ClientError, StateDir
-from client.sync import SyncOptions, sync
+from client.sync import SyncOptions, check, sync
 from client.tests.conftest import FakePortal, Publisher, hash_record
 from engine import codec
 from engine.features import RuleRecord
+from engine.rollout import Schedule, rollout_bucket
 from portal.testing import missing_prerequisite
-from releases.tuf_repo import UpdateRepository, full_target_name
+from releases.tuf_repo import UpdateRepository, delta_target_name, full_target_name
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -106,8 +107,7 @@ def test_a_tampered_target_is_refused_and_the_old_database_stays(
     before = db_bytes(phone)
 
     publisher.publish(2, states[1])
-    answer = portal.update_answer(1)
-    target = repo.target_files()[answer["target"]]
+    target = repo.target_files()[delta_target_name(1, 2)]
     served = f"targets/{target.hashes['sha256']}.{target.path}"
     original = repo.target_path(target).read_bytes()
     portal.overrides[served] = original[:-1] + bytes([original[-1] ^ 1])
@@ -174,7 +174,7 @@ def test_a_wrong_state_hash_in_custom_data_is_refused(
     assert db_bytes(phone) == before
 
 
-def test_a_lower_or_equal_release_is_never_installed(
+def test_a_halted_release_is_skipped_and_a_device_never_goes_down(
     publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
 ) -> None:
     states = releases(3)
@@ -184,15 +184,51 @@ def test_a_lower_or_equal_release_is_never_installed(
     assert sync(phone, options())["to"] == 2
     before = db_bytes(phone)
 
-    # the API offers an older release
-    portal.answer = {"version": 1, "target": full_target_name(1)}
-    with pytest.raises(ClientError, match="never moves to a lower"):
-        sync(phone, options())
-    # the API claims a newer release but the signed target is the older one
-    portal.answer = {"version": 3, "target": full_target_name(1)}
-    with pytest.raises(ClientError, match="signed as release 1"):
+    # when release 2 is halted (re-signed rollout data)
+    publisher.set_rollout(2, halted=True)
+    # then the device on it stays there: never down to release 1
+    stays = sync(phone, options())
+    assert (stays["applied"], stays["to"]) == ("none", 2)
+    assert db_bytes(phone) == before
+    # and a new device gets the last good release, 1
+    assert sync(device("fresh"), options())["to"] == 1
+    # and when release 3 comes, the halted device moves on to it
+    publisher.publish(3, states[2], deltas_from=(1, 2))
+    moved = sync(phone, options())
+    assert (moved["applied"], moved["to"]) == ("delta", 3)
+
+
+def test_a_target_signed_as_one_release_holding_another_is_refused(
+    publisher: Publisher, portal: FakePortal, repo: UpdateRepository, device: Callable[[str], Path]
+) -> None:
+    states = releases(2)
+    publisher.publish(1, states[0])
+    phone = device("phone")
+    sync(phone, options())
+    before = db_bytes(phone)
+    # a full target signed as release 2 whose bytes are release 1's bundle
+    wrong = codec.build_full(1, states[0])
+    custom = {**repo.target_files()[full_target_name(1)].custom, "release": 2}
+    repo.add_targets([(full_target_name(2), wrong, custom)])
+    with pytest.raises(ClientError, match="holds release 1, not 2"):
         sync(phone, options())
     assert db_bytes(phone) == before
+
+
+def test_the_rollout_percentage_is_decided_on_the_device_from_signed_data(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
+    publisher.publish(1, releases(1)[0], rollout={"percent": 30, "halted": False})
+    phones = [device(f"p{i}") for i in range(12)]
+    buckets = [rollout_bucket(StateDir(p).config().device_id) for p in phones]
+    # then exactly the devices whose own bucket is under 30 install it
+    installed = [sync(p, options())["to"] == 1 for p in phones]
+    assert installed == [b < 30 for b in buckets]
+    assert any(installed)
+    assert not all(installed)
+    # and widening the rollout reaches the rest
+    publisher.set_rollout(1, percent=100)
+    assert all(sync(p, options())["to"] == 1 for p in phones)
 
 
 def test_retry_after_is_honoured_and_the_client_does_not_ask_again_early(
@@ -206,12 +242,12 @@ def test_retry_after_is_honoured_and_the_client_does_not_ask_again_early(
         sync(phone, options(force=False))
     assert failure.value.exit_code == 75
     assert failure.value.extra["retry_after_seconds"] == 3600
-    asked = portal.update_requests
+    asked = portal.timestamp_requests
 
     waiting = sync(phone, options(force=False))
     assert waiting["applied"] == "none"
     assert waiting["waiting_seconds"] > 3500
-    assert portal.update_requests == asked  # no request was made
+    assert portal.timestamp_requests == asked  # no request was made
 
     assert sync(phone, options(force=True))["to"] == 1
 
@@ -223,27 +259,81 @@ def test_a_short_retry_after_is_waited_out_with_back_off(
     phone = device("phone")
     portal.scripted.append((429, {"Retry-After": "5"}, {}))
     portal.scripted.append((503, {}, {}))
+    portal.scripted.append((503, {"Retry-After": "7"}, {}))
     opts = options()
+    opts.backoff.tries = 5
     slept: list[float] = []
     opts.backoff.sleep = slept.append
 
     assert sync(phone, opts)["to"] == 1
     assert slept[0] >= 5  # Retry-After, not less
     assert slept[1] == pytest.approx(0.75 * 2)  # base 1 s * 2**1, jitter pinned at the middle
-    assert portal.update_requests == 3
+    assert slept[2] >= 7  # a 503's Retry-After too
+    # three refusals, then the conditional check that went through (tuf refreshes its own)
+    assert portal.timestamp_requests >= 4
 
 
-def test_min_wait_seconds_is_honoured(
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unchanged_repository_costs_one_small_conditional_request(
     publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
 ) -> None:
     publisher.publish(1, releases(1)[0])
-    portal.min_wait_seconds = 600
     phone = device("phone")
-    sync(phone, options(force=False))
-    asked = portal.update_requests
-    report = sync(phone, options(force=False))
-    assert report["waiting_seconds"] > 590
-    assert portal.update_requests == asked
+    clock = Clock()
+    assert sync(phone, options(clock=clock))["to"] == 1  # "update now": at once
+    portal.requests.clear()
+    clock.now += 3600
+    report = check(phone, options(clock=clock, force=False))
+    # then the scheduled check asked one thing, timestamp.json, and got a 304
+    assert report["checked"] == "unchanged"
+    assert portal.requests == ["/updates/metadata/timestamp.json"]
+    assert portal.not_modified == 1
+    # and it does not ask again before its interval (5 min, jittered)
+    clock.now += 60
+    assert check(phone, options(clock=clock, force=False))["waiting_seconds"] > 0
+    assert portal.requests == ["/updates/metadata/timestamp.json"]
+
+
+def test_an_urgent_release_is_installed_at_once_and_a_normal_one_at_the_device_slot(
+    publisher: Publisher, portal: FakePortal, device: Callable[[str], Path]
+) -> None:
+    states = releases(3)
+    publisher.publish(1, states[0])
+    phone = device("phone")
+    sync(phone, options())
+    clock = Clock()
+    schedule = Schedule(check_seconds=300, update_seconds=1800)
+
+    def scheduled() -> dict[str, object]:
+        opts = options(clock=clock, force=False, schedule=schedule, rand=lambda: 0.5)
+        return check(phone, opts)  # checks every 300 s exactly: jitter pinned at the middle
+
+    # a normal release waits for this device's slot in the half hour
+    publisher.publish(2, states[1], rollout={"percent": 100, "halted": False, "urgent": False})
+    first = scheduled()
+    assert first["applied"] == "none"
+    pending = first["pending"]
+    assert isinstance(pending, dict)
+    assert pending["release"] == 2
+    install_at = float(pending["install_at"])
+    assert clock.now <= install_at < clock.now + 1800
+    report = first
+    while clock.now < install_at:
+        clock.now += 300
+        report = scheduled()
+    assert report["to"] == 2
+    # an urgent release (the kill switch) is installed at the next check
+    publisher.publish(3, states[2], rollout={"percent": 100, "halted": False, "urgent": True})
+    clock.now += 300
+    urgent = scheduled()
+    assert (urgent["to"], urgent.get("urgent")) == (3, True)
 
 
 def test_network_failures_are_retried_a_bounded_number_of_times(
