@@ -384,3 +384,20 @@ def test_the_aggregates_api(release_with_reports, api, auditor) -> None:
         assert answer.status_code == 400, bad
     assert client.get("/api/v1/releases/99/detections/").status_code == 404
     assert APIClient().get("/api/v1/releases/3/detections/").status_code in (401, 403)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reference_client_reports_through_a_live_portal(live_server) -> None:
+    from client.api import register as client_register
+    from client.reports import new_batch, post_report
+
+    device_id, token = client_register(live_server.url, {"enrollment_key": KEY})
+    sent = new_batch(release=4, engine_version=2, detections=[detection(), detection(8)])
+
+    first = post_report(live_server.url, token, sent)
+    retried = post_report(live_server.url, token, sent)  # its answer was "lost"
+
+    assert first == retried
+    assert first["accepted"] == 2
+    assert DetectionReport.objects.filter(device__device_id=device_id).count() == 2
+    assert Device.objects.get(device_id=device_id).installed_release == 4
