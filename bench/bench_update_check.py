@@ -296,8 +296,9 @@ def load(
         cmd, capture_output=True, text=True, check=True, timeout=args.duration + args.drain + 120
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("url", "pid"):
-        result.pop(key, None)
+    result.pop("url", None)
+    # the machine is shared: what else ran shows in the load average (2 cores)
+    result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
@@ -327,6 +328,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-connections", type=int, default=1000)
     parser.add_argument("--var-dir", type=Path, default=_default_var_dir())
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="free text kept in the JSON (e.g. commit)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r]
     var_dir = args.var_dir.resolve()
@@ -378,6 +380,8 @@ def main(argv: list[str]) -> int:
 
         results: dict[str, Any] = {
             "command": "python bench/bench_update_check.py " + " ".join(argv),
+            "note": args.note,
+            "load_average_1min_at_start": round(os.getloadavg()[0], 2),
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cores": os.cpu_count(),
