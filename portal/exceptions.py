@@ -86,11 +86,16 @@ def request_error(exc: SuspiciousOperation) -> ApplicationError:
     return ApplicationError(f"The request was refused: {exc}")
 
 
+def error_body(exc: ApplicationError) -> dict[str, Any]:
+    """The JSON every API error answers with: ``{"message", "extra"}``."""
+    return {"message": exc.message, "extra": exc.extra}
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, SuspiciousOperation):
         exc = request_error(exc)
     if isinstance(exc, ApplicationError):
-        answer = Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+        answer = Response(error_body(exc), status=exc.status_code)
         if isinstance(exc, RateLimitedError):
             answer["Retry-After"] = str(exc.retry_after)
         return answer

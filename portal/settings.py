@@ -118,8 +118,21 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Shared by every process: throttles, the device-token entries the update check authenticates
+# from. Several machines: Redis (CACHE_URL). One machine: diskcache, a SQLite-backed cache that
+# is process-safe with atomic incr and no per-write directory scan (Django's file cache lists
+# its folder on every set and evicts at 300 entries; docs/decisions.md).
 CACHES = {
-    "default": env.cache("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}"),
+    "default": env.cache("CACHE_URL")
+    if env.str("CACHE_URL", default="")
+    else {
+        "BACKEND": "portal.cache.PersistentDiskCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        "TIMEOUT": 300,
+        "SHARDS": 4,
+        "DATABASE_TIMEOUT": 1.0,
+        "OPTIONS": {"size_limit": 2**30},
+    },
 }
 
 # --- files --------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
@@ -31,14 +30,15 @@ from portal.permissions import require_perms
 from portal.schema import ApiErrorSerializer
 from releases.authentication import DevicePrincipal, DeviceTokenAuthentication, IsDevice
 from releases.models import Channel, Release
-from releases.selectors import release_adoption, release_diff, update_offer
+from releases.selectors import release_adoption, release_diff
 from releases.services import (
     device_register,
     release_halt,
     release_publish,
     release_rollout,
 )
-from releases.throttles import DeviceRegisterThrottle, DeviceUpdateThrottle
+from releases.throttles import DeviceRegisterThrottle
+from releases.update_check import device_update_limited, update_answer
 
 # Release numbers and engine versions are PositiveIntegerFields (2^31-1 on every database).
 RELEASE_NUMBER_MAX = 2**31 - 1
@@ -107,9 +107,10 @@ class DeviceRegisterApi(APIView):
 
 
 class DeviceUpdateApi(APIView):
+    """Also answered by ``releases.update_check.UpdateCheckFastPath`` in front of Django."""
+
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
-    throttle_classes = [DeviceUpdateThrottle]
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -140,13 +141,10 @@ class DeviceUpdateApi(APIView):
         )
         principal = request.user
         assert isinstance(principal, DevicePrincipal)
-        wait = settings.DEVICE_MIN_WAIT_SECONDS
-        offer = update_offer(device=principal.device, installed=installed)
-        if offer is None:
-            return Response({"up_to_date": True, "min_wait_seconds": wait})
-        return Response(
-            {"version": offer.version, "target": offer.target, "min_wait_seconds": wait}
-        )
+        limited = device_update_limited(principal.device)
+        if limited is not None:
+            raise limited
+        return Response(update_answer(device=principal.device, installed=installed))
 
 
 # --- releases, for people -----------------------------------------------------------------

@@ -73,11 +73,19 @@ def cached_device(key_hash: str) -> Device | None:
         cache.set(cache_key, entry, timeout=settings.DEVICE_TOKEN_CACHE_SECONDS)
     if not isinstance(entry, dict) or entry.get("unknown"):
         return None
-    try:
-        device = Device(token_hash=key_hash, **{name: entry[name] for name in _FIELDS})
-    except (KeyError, TypeError):  # an entry from another version of this code
+    device = device_from_entry(key_hash, entry)
+    if device is None:  # an entry from another version of this code
         cache.delete(cache_key)
         return cached_device(key_hash)
+    return device
+
+
+def device_from_entry(key_hash: str, entry: dict[str, Any]) -> Device | None:
+    """A Device (with its pk, as stored) from a cache entry; None if the entry is malformed."""
+    try:
+        device = Device(token_hash=key_hash, **{name: entry[name] for name in _FIELDS})
+    except (KeyError, TypeError):
+        return None
     device._state.adding = False  # it is a stored row: save() must update, never insert
     if device.channel not in Channel.values:
         device.channel = Channel.STABLE

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core import signals
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from client.__main__ import main
@@ -195,3 +197,76 @@ def test_the_client_follows_releases_halts_and_the_kill_switch_without_force(
     for state in (a, b):
         report = run("check", "--state", str(state), "--force")
         assert (report["to"], report.get("urgent")) == (3, True)
+
+
+# --- the fast path in front of Django answers exactly as the DRF view does ------------------
+
+
+def wsgi_get(query: str, token: str | None) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """A request through portal.wsgi.application, the callable gunicorn serves."""
+    from wsgiref.util import setup_testing_defaults
+
+    from portal.wsgi import application
+
+    environ: dict[str, Any] = {
+        "PATH_INFO": "/api/v1/devices/update/",
+        "QUERY_STRING": query,
+        "REQUEST_METHOD": "GET",
+        "HTTP_HOST": "127.0.0.1",
+    }
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Token {token}"
+    setup_testing_defaults(environ)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen["status"], seen["headers"] = int(status.split()[0]), dict(headers)
+
+    # as django.test.Client does: the test's database connection must outlive the request
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, start_response))
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    return seen["status"], seen["headers"], json.loads(body)
+
+
+@pytest.mark.django_db
+def test_the_fast_path_and_the_api_view_give_the_same_answers(
+    update_repo: UpdateRepository,
+    make_device: Callable[..., tuple[Device, str]],
+    signatures: Any,
+    reviewer: Any,
+    settings: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    settings.DEVICE_UPDATE_RATE = "3/min"
+    _, token = make_device()
+    _, other = make_device()
+    signatures.deploy()
+    publish(reviewer)
+    view = device_client(token)
+    # the first check fills the token cache through the full stack
+    assert view.get(UPDATE, {"installed": 0}).json()["version"] == 1
+    with django_assert_num_queries(0):
+        fast = [wsgi_get(q, token) for q in ("installed=0", "installed=1")]
+    assert [(status, body) for status, _, body in fast] == [
+        (200, {"version": 1, "target": "full-1.bin", "min_wait_seconds": 0}),
+        (200, {"up_to_date": True, "min_wait_seconds": 0}),
+    ]
+    assert fast[0][1]["Content-Type"] == "application/json"
+    # both doors count in one per-device limit (3/min): the fourth check is refused
+    status, headers, body = wsgi_get("installed=0", token)
+    assert status == 429
+    assert int(headers["Retry-After"]) == body["extra"]["retry_after_seconds"] > 0
+    refused = view.get(UPDATE, {"installed": 0})
+    assert refused.status_code == 429
+    assert refused.json()["message"] == body["message"]
+    # and what the fast path does not recognise, Django answers with its usual errors
+    assert wsgi_get("installed=%C2%B3", other)[0] == 400  # a Unicode digit
+    assert wsgi_get("installed=99999999999", other)[0] == 400  # past the field's range
+    status, _, body = wsgi_get("installed=0", "dev_not-a-token")
+    assert (status, body["message"]) == (401, "Invalid or revoked device token.")
+    assert wsgi_get("installed=0", None)[0] == 401
