@@ -393,8 +393,9 @@ def main(argv: list[str]) -> int:
                 "still owed then count as errors ('timeout'). generator_limited: the send "
                 "loop's p50 or p99 lateness was over 1 ms and over half the latency at that "
                 "percentile, or it sent < 99% of the rate; such a figure is the generator's "
-                "(or the shared CPUs'), not the server's. The generator runs at nice -10 "
-                "and shares the 2 cores with the servers."
+                "(or the shared CPUs'), not the server's. The generator runs at real-time "
+                "priority (SCHED_FIFO) when permitted (generator_priority says) so that a "
+                "busy machine does not make it late, and shares the 2 cores with the servers."
             ),
             "targets": {
                 "floor": f"nginx, a copy of timestamp.json ({static_answer['bytes']} bytes) "
