@@ -149,3 +149,72 @@ class MeApi(APIView):
 
         data = {"username": request.user.get_username(), "roles": sorted(user_roles(request.user))}
         return Response(self.OutputSerializer(data).data)
+
+
+class NotificationOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "Notification"
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class NotificationListApi(APIView):
+    """The caller's notifications (newest 100) and how many are unread."""
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "NotificationList"
+
+        unread = serializers.IntegerField()
+        results = NotificationOutputSerializer(many=True)
+
+    @extend_schema(operation_id="notifications_list", responses={200: OutputSerializer})
+    def get(self, request: Request) -> Response:
+        from portal.notifications import notifications_for, unread_count
+
+        user = request.user
+        assert isinstance(user, User)
+        data = {"unread": unread_count(user), "results": notifications_for(user)}
+        return Response(self.OutputSerializer(data).data)
+
+
+class NotificationReadApi(APIView):
+    """Mark notifications read: the ones named, or all unread ones."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "NotificationReadInput"
+
+        ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            required=False,
+            max_length=1000,
+            help_text="omit to mark every unread notification read",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "NotificationReadOutput"
+
+        marked = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="notifications_read",
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: ApiErrorSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        from portal.notifications import notifications_mark_read
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        marked = notifications_mark_read(user=user, ids=data.validated_data.get("ids"))
+        return Response(self.OutputSerializer({"marked": marked}).data)

@@ -13,6 +13,6 @@ from typing import Any
 from diskcache import DjangoCache
 
 
-class PersistentDiskCache(DjangoCache):  # type: ignore[misc]
+class PersistentDiskCache(DjangoCache):
     def close(self, **kwargs: Any) -> None:
         pass

@@ -14,3 +14,13 @@ def roles(request: HttpRequest) -> dict[str, Any]:
         "user_roles": sorted(current),
         "nav_items": nav_items(request) if current else [],
     }
+
+
+def notifications(request: HttpRequest) -> dict[str, Any]:
+    """The bell's count: one indexed COUNT per page, for people with a role."""
+    from portal.notifications import unread_count
+
+    user = request.user
+    if not user_roles(user):
+        return {}
+    return {"unread_notifications": unread_count(user)}  # type: ignore[arg-type]

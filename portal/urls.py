@@ -15,12 +15,15 @@ from portal.exceptions import ApplicationError, request_error
 api_v1 = [
     path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
     path("auth/me/", apis.MeApi.as_view(), name="auth-me"),
+    path("notifications/", apis.NotificationListApi.as_view(), name="notifications-list"),
+    path("notifications/read/", apis.NotificationReadApi.as_view(), name="notifications-read"),
 ]
 
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("dashboard/panels/", views.dashboard_panels_view, name="dashboard-panels"),
     path("audit/", views.audit_view, name="audit"),
+    path("notifications/", views.notifications_view, name="notifications"),
     path("healthz", views.healthz_view, name="healthz"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),

@@ -5,9 +5,10 @@ from typing import Any
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -16,6 +17,8 @@ from prometheus_client.django import PrometheusDjangoView
 from portal import dashboard
 from portal.htmx import is_htmx
 from portal.metrics import metrics_registry, metrics_scrape_allowed
+from portal.models import User
+from portal.roles import user_roles
 from portal.selectors import audit_facets, audit_list, health_check, queues_without_worker
 from portal.services import (
     login_failure_record,
@@ -67,6 +70,20 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 def dashboard_panels_view(request: HttpRequest) -> HttpResponse:
     """The figures alone, re-fetched by htmx every few seconds."""
     return render(request, "portal/_dashboard_panels.html", {"panels": dashboard.panels(request)})
+
+
+def notifications_view(request: HttpRequest) -> HttpResponse:
+    """The person's notifications, newest first; POST marks them all read."""
+    from portal.notifications import notifications_for, notifications_mark_read
+
+    if not user_roles(request.user):
+        raise PermissionDenied
+    user = request.user
+    assert isinstance(user, User)
+    if request.method == "POST":
+        notifications_mark_read(user=user)
+        return redirect("notifications")
+    return render(request, "portal/notifications.html", {"notifications": notifications_for(user)})
 
 
 @permission_required("portal.view_auditentry", raise_exception=True)
