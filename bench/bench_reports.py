@@ -144,7 +144,33 @@ def _storage() -> dict[str, Any]:
         "used_bytes": (pages - free) * page,
         "file_bytes": path.stat().st_size,
         "rows": rows,
+        "table_bytes": _table_bytes(),
     }
+
+
+def _table_bytes() -> dict[str, int] | None:
+    """Bytes of the raw-report and roll-up tables, each with its indexes (SQLite's dbstat)."""
+    from django.db import connection
+
+    from releases.models import DetectionReport, DetectionRollup
+
+    out = {}
+    with connection.cursor() as cursor:
+        for model in (DetectionReport, DetectionRollup):
+            table = model._meta.db_table
+            names = [table, *(i.name for i in model._meta.indexes)]
+            cursor.execute("SELECT name FROM sqlite_master WHERE tbl_name = %s", [table])
+            names += [row[0] for row in cursor.fetchall()]
+            marks = ", ".join(["%s"] * len(set(names)))
+            try:
+                cursor.execute(
+                    f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({marks})",  # noqa: S608
+                    sorted(set(names)),
+                )
+            except Exception:
+                return None
+            out[table] = int(cursor.fetchone()[0] or 0)
+    return out
 
 
 def _vacuum() -> float:
@@ -237,6 +263,10 @@ def service_phase(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
         "bytes_per_raw_report": round(
             (before["used_bytes"] - empty["used_bytes"]) / max(1, stored), 1
         ),
+        "bytes_per_report_rolled_up": _per_report(vacuumed, "releases_detectionrollup", stored),
+        "bytes_per_raw_report_kept": _per_report(
+            vacuumed, "releases_detectionreport", vacuumed["rows"]["releases_detectionreport"]
+        ),
         "reads": {
             "signature_detections_seconds": sig_seconds,
             "signature_1": {"devices": sig.devices, "reports": sig.reports, "apps": len(sig.apps)},
@@ -244,6 +274,11 @@ def service_phase(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
             "release_1_signatures": rel.signature_count,
         },
     }
+
+
+def _per_report(storage: dict[str, Any], table: str, reports: int) -> float | None:
+    sizes = storage.get("table_bytes")
+    return round(sizes[table] / max(1, reports), 1) if sizes else None
 
 
 # --- (d) HTTP -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from releases.models import (
     Device,
     ReportBatch,
 )
+from releases.services import device_token_forget
 
 # A batch holds at most this many detections, in at most this many bytes of JSON (a full
 # batch of the longest fields is about 300 KB).
@@ -211,7 +212,7 @@ def detections_report(
             batch.installed_release,
             batch.engine_version,
         ):  # the token cache holds both: the next request reads them again
-            transaction.on_commit(lambda: _forget_token(device))
+            transaction.on_commit(lambda: device_token_forget(device))
         record = ReportBatch(
             device_id=device.pk,
             batch_id=batch.batch_id,
@@ -285,18 +286,9 @@ def device_delete(*, device: Device, by: User | None = None, reason: str = "") -
             reason=reason,
         )
         # now, and again once committed: no request between may find it in the token cache
-        _forget_token(device)
-        transaction.on_commit(lambda: _forget_token(device))
+        device_token_forget(device)
+        transaction.on_commit(lambda: device_token_forget(device))
     return DeviceDeletion(reports=reports, batches=batches)
-
-
-def _forget_token(device: Device) -> None:
-    """Drop the device's cached token entry, where the device authenticator keeps one."""
-    from releases import services
-
-    forget = getattr(services, "device_token_forget", None)
-    if forget is not None:
-        forget(device)
 
 
 # --- roll-up and expiry -------------------------------------------------------------------
