@@ -58,6 +58,8 @@ class Sample(models.Model):
     features = models.JSONField(null=True, blank=True)  # summary, see the module docstring
     features_file = models.CharField(max_length=255, blank=True)
     features_engine_version = models.PositiveIntegerField(null=True, blank=True)
+    # the engine whose features the sample's SampleKey rows came from (None: not keyed yet)
+    keys_engine_version = models.PositiveIntegerField(null=True, blank=True)
     # The verdict of the newest finished scan (denormalised so lists filter on it).
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True, db_index=True)
     first_seen = models.DateTimeField(auto_now_add=True)
@@ -76,6 +78,17 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return self.package or self.sha256
+
+
+class SampleKey(models.Model):
+    """One stored fact of a sample that a hash, indicator or package_cert rule can match, as a
+    64-bit key (``scans.featurekeys``): the gate looks these up instead of reading apps."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+")
+    key = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}:{self.key:x}"
 
 
 class ScanJob(models.Model):

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +51,7 @@ from engine.ruleset import match_yara as engine_match_yara
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import User
+from scans.featurekeys import key_of, rule_key, sample_keys, summary_features
 from scans.models import (
     ChunkStatus,
     HuntChunk,
@@ -323,24 +325,67 @@ def retrohunt_cancel(*, hunt: RetroHunt, user: User) -> RetroHunt:
 # --- running a chunk -----------------------------------------------------------------------------
 _cache_lock = threading.Lock()
 # keyed by (id, created_at): ids alone can repeat after a rolled-back transaction (tests)
-_ruleset_cache: OrderedDict[tuple[int, str], Ruleset] = OrderedDict()
+_ruleset_cache: OrderedDict[tuple[int, str], HuntPlan] = OrderedDict()
 _RULESET_CACHE_SIZE = 2
 
 
-def hunt_ruleset(hunt: RetroHunt) -> Ruleset:
+@dataclass
+class HuntPlan:
+    """How a hunt's rules run: ``keyed`` (hash, indicator, package_cert) through the stored
+    feature keys (``scans.featurekeys``) on candidate samples only; ``scanned`` (YARA,
+    behaviour, CIDR) sample by sample as before; every rule on a sample that must be
+    analysed again (``full``)."""
+
+    records: list[RuleRecord]
+    keyed: Ruleset | None
+    keys: frozenset[int]
+    scanned: Ruleset | None
+    # (signature id, revision number) -> revision id, for the hunt's matches
+    revision_ids: dict[tuple[int, int], int | None]
+    _full: Ruleset | None = None
+
+    def full(self) -> Ruleset:
+        if self._full is None:
+            self._full = compile_ruleset(self.records)
+        return self._full
+
+
+def hunt_plan_of(
+    records: list[RuleRecord], revision_ids: dict[tuple[int, int], int | None] | None = None
+) -> HuntPlan:
+    keyed: list[RuleRecord] = []
+    keys: set[int] = set()
+    scanned: list[RuleRecord] = []
+    for record in records:
+        fact = rule_key(record)
+        if fact is None:
+            scanned.append(record)
+        else:
+            keyed.append(record)
+            keys.add(key_of(fact))
+    return HuntPlan(
+        records=records,
+        keyed=compile_ruleset(keyed) if keyed else None,
+        keys=frozenset(keys),
+        scanned=compile_ruleset(scanned) if scanned else None,
+        revision_ids=revision_ids or {},
+    )
+
+
+def hunt_plan(hunt: RetroHunt) -> HuntPlan:
     """The hunt's compiled rules, compiled once per worker process (by hunt id)."""
     key = (hunt.pk, hunt.created_at.isoformat())
     with _cache_lock:
-        ruleset = _ruleset_cache.get(key)
-        if ruleset is not None:
+        plan = _ruleset_cache.get(key)
+        if plan is not None:
             _ruleset_cache.move_to_end(key)
-            return ruleset
-    ruleset = compile_ruleset(hunt_records(hunt))
+            return plan
+    plan = hunt_plan_of(hunt_records(hunt), _revision_ids(hunt))
     with _cache_lock:
-        _ruleset_cache[key] = ruleset
+        _ruleset_cache[key] = plan
         while len(_ruleset_cache) > _RULESET_CACHE_SIZE:
             _ruleset_cache.popitem(last=False)
-    return ruleset
+    return plan
 
 
 def ruleset_cache_clear() -> None:
@@ -352,7 +397,14 @@ def _chunk_claim(chunk_id: int, worker_name: str) -> HuntChunk | None:
     now = timezone.now()
     me = worker_id()
     with transaction.atomic():
-        chunk = HuntChunk.objects.select_related("hunt").filter(pk=chunk_id).first()
+        # the hunt's records (megabytes for a feed's gate) are read only when this process
+        # has not compiled them yet (``hunt_plan``)
+        chunk = (
+            HuntChunk.objects.select_related("hunt")
+            .defer("hunt__records")
+            .filter(pk=chunk_id)
+            .first()
+        )
         if chunk is None:
             return None
         if chunk.status in (ChunkStatus.DONE, ChunkStatus.CANCELLED, ChunkStatus.FAILED):
@@ -467,14 +519,14 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
     hunt = chunk.hunt
     me = chunk.worker
     try:
-        ruleset = hunt_ruleset(hunt)
-        by_key = _revision_ids(hunt)
+        plan = hunt_plan(hunt)
+        by_key = plan.revision_ids
         delay = _test_delay_seconds()
         fields = ["id", "sha256", "file", "size", "label", "features_file"]
-        fields += ["features_engine_version", "package", "app_label"]
-        if not ruleset.yara_only:  # yara alone reads the facts from the unit pack
-            fields.append("features")
-        samples = (
+        fields += ["features_engine_version", "keys_engine_version", "package", "app_label"]
+        if plan.scanned is not None and not plan.scanned.yara_only:
+            fields.append("features")  # yara alone reads the facts from the unit pack
+        samples = list(
             Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
             .only(*fields)
             .order_by("id")
@@ -482,10 +534,28 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         found: list[HuntMatch] = []
         errors = 0
         size = 0
-        for n, sample in enumerate(samples):
+        # keyed rules: matched on the samples that hold one of the hunt's keys, from their
+        # stored summaries; no app is read (scans.featurekeys)
+        keyed: dict[int, list[Match]] = {}
+        keyed_ok: set[int] = set()
+        if plan.keyed is not None:
+            current = [s for s in samples if _has_current_features(s)]
+            keys = sample_keys(first_id=chunk.first_id, last_id=chunk.last_id, samples=current)
+            keyed_ok = set(keys)
+            candidates = [sid for sid, ks in keys.items() if not plan.keys.isdisjoint(ks)]
+            keyed = _keyed_matches(candidates, plan.keyed)
+        worked = 0  # samples matched one by one (keyed-only samples cost next to nothing)
+        for sample in samples:
+            if plan.keyed is not None and sample.pk not in keyed_ok:
+                ruleset: Ruleset | None = plan.full()  # no current features: analysed again
+            else:
+                ruleset = plan.scanned
+            if ruleset is not None or delay:
+                worked += 1
             if (
-                n
-                and n % _CANCEL_CHECK_EVERY == 0
+                (ruleset is not None or delay)
+                and worked > 1
+                and worked % _CANCEL_CHECK_EVERY == 1
                 and _hunt_status(hunt.pk)
                 in (
                     HuntStatus.CANCELLED,
@@ -499,12 +569,14 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
             if delay:
                 time.sleep(delay)
             size += sample.size
-            try:
-                matches = _match_sample(sample, ruleset)
-            except (AnalysisError, ScanError) as exc:
-                errors += 1
-                log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)
-                continue
+            matches = keyed.get(sample.pk, [])
+            if ruleset is not None:
+                try:
+                    matches = matches + _match_sample(sample, ruleset)
+                except (AnalysisError, ScanError) as exc:
+                    errors += 1
+                    log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)
+                    continue
             found += _hunt_matches(hunt, sample, matches, by_key)
     except SoftTimeLimitExceeded:
         _chunk_fail(chunk, f"chunk {chunk.index} took longer than the time limit")
@@ -517,6 +589,23 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         return chunk
     _chunk_commit(chunk, found, errors=errors, size=size)
     return chunk
+
+
+def _has_current_features(sample: Sample) -> bool:
+    return sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
+
+
+def _keyed_matches(sample_ids: list[int], ruleset: Ruleset) -> dict[int, list[Match]]:
+    """The keyed rules' matches on candidate samples, from their stored summaries."""
+    out: dict[int, list[Match]] = {}
+    rows = Sample.objects.filter(pk__in=sample_ids).only(
+        "id", "features", "features_engine_version"
+    )
+    for sample in rows:
+        features = summary_features(sample)
+        if features is not None:
+            out[sample.pk] = engine_match(features, ruleset)
+    return out
 
 
 def _revision_ids(hunt: RetroHunt) -> dict[tuple[int, int], int | None]:

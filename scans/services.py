@@ -51,6 +51,7 @@ from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
 from portal.selectors import live_worker_names
+from scans.featurekeys import sample_keys_write
 from scans.models import (
     FINISHED,
     HuntChunk,
@@ -550,6 +551,9 @@ def _sample_store_features(sample: Sample, features: AppFeatures) -> None:
             "app_label",
         ]
     )
+    # the facts the gate looks up instead of reading the app (scans.featurekeys)
+    sample_keys_write(sample=sample, features=features)
+    sample.keys_engine_version = ENGINE_VERSION
 
 
 def sample_features_load(sample: Sample) -> AppFeatures | None:

@@ -164,3 +164,92 @@ def test_import_signatures_submit_makes_submitted_signatures_with_gate_results(
     revisions = {r.signature_id: r for r in SignatureRevision.objects.filter(signature__in=sigs)}
     assert all(r.gated_at is not None for r in revisions.values())
     assert [revisions[s.pk].clean_hits for s in sigs] == [1, 0, 0]
+
+
+# --- byte-free gating -------------------------------------------------------------------------
+def test_hash_rules_on_a_clean_apps_sha256_and_dex_hash_are_flagged_without_reading_apps(
+    researcher, reviewer, corpus: Path, monkeypatch
+) -> None:
+    from scans import retrohunts
+
+    clean = stored_sample(corpus / "apks" / A2DP, label="clean", user=researcher)[0]
+    gate(services.signature_submit(signature=_hash(researcher, "12" * 32), actor=researcher))
+    clean.refresh_from_db()  # that first hunt analysed the app and stored its features
+    assert clean.features is not None
+    dex_sha = clean.features["dex"][0]["sha256"]
+
+    def no_bytes(*args, **kwargs):
+        raise AssertionError("the byte-free gate read an app")
+
+    monkeypatch.setattr(retrohunts, "_local_path", no_bytes)
+    monkeypatch.setattr(retrohunts, "sample_features_load", no_bytes)
+    monkeypatch.setattr(retrohunts, "analyze_with_content", no_bytes)
+    apk_rule = _hash(researcher, clean.sha256)
+    dex_rule = _hash(researcher, dex_sha, target="dex")
+    miss = _hash(researcher, "34" * 32, target="dex")
+    result = services.signatures_submit(actor=researcher, ids=[apk_rule.pk, dex_rule.pk, miss.pk])
+    assert len(result.succeeded) == 3
+    hunt = gate(apk_rule, dex_rule, miss)
+
+    assert (hunt.status, hunt.errors) == (HuntStatus.FINISHED, 0)
+    revs = {r.signature_id: r for r in SignatureRevision.objects.filter(gate_hunt_id=hunt.pk)}
+    assert [revs[s.pk].clean_hits for s in (apk_rule, dex_rule, miss)] == [1, 1, 0]
+    for flagged in (apk_rule, dex_rule):
+        with pytest.raises(ApplicationError, match="hits 1 clean app") as refused:
+            services.signature_approve(signature=flagged, actor=reviewer)
+        assert refused.value.extra["clean_hits"][0]["sha256"] == clean.sha256
+
+
+def test_feature_keys_never_miss_a_match_of_the_engine_over_the_corpus(corpus: Path) -> None:
+    """The keys only skip samples: every rule the engine matches on a corpus app must have its
+    key among the app's facts (hashes, DEX, certificates, package, indicators)."""
+    from engine.analyze import analyze
+    from engine.errors import AnalysisError
+    from engine.features import RuleRecord
+    from engine.kinds import get_kind
+    from engine.ruleset import compile_ruleset, match
+    from scans.featurekeys import feature_facts, rule_key
+
+    def record(n: int, kind: str, body: object) -> RuleRecord | None:
+        normal = get_kind(kind).validate(body)  # a string the indicator kind refuses: no rule
+        return RuleRecord(n, 1, f"r{n}", kind, normal.body, "malicious") if normal.ok else None
+
+    checked = matched = 0
+    for path in sorted((corpus / "apks").iterdir()):
+        try:
+            features = analyze(path)
+        except AnalysisError:
+            continue
+        bodies: list[tuple[str, object]] = [("hash", features.sha256), ("hash", features.md5)]
+        for part in (features, *features.parts):
+            bodies += [("hash", {"value": d.sha256, "target": "dex"}) for d in part.dex]
+            bodies += [("hash", {"value": c.sha1, "target": "cert"}) for c in part.certificates]
+            if part.manifest.package:
+                bodies.append(
+                    (
+                        "package_cert",
+                        {"package": part.manifest.package, "allowed_certs": ["0" * 64]},
+                    )
+                )
+            found = part.indicators
+            bodies += [("indicator", {"type": "url", "value": u}) for u in found.urls[:20]]
+            bodies += [("indicator", {"type": "ip", "value": i}) for i in found.ips[:20]]
+            bodies += [
+                ("indicator", {"type": "short_code", "value": c}) for c in found.short_codes[:5]
+            ]
+            for domain in found.domains[:20]:
+                parent = ".".join(domain.split(".")[-2:])
+                bodies += [("indicator", {"type": "domain", "value": parent})]
+        made = (record(n, kind, body) for n, (kind, body) in enumerate(bodies, 1))
+        records = [r for r in made if r is not None]
+        ruleset = compile_ruleset(records)
+        facts = feature_facts(features)
+        by_id = {r.id: r for r in records}
+        for m in match(features, ruleset):
+            key = rule_key(by_id[m.signature_id])
+            assert key is not None
+            assert key in facts, (path.name, m.name, key)
+            matched += 1
+        checked += 1
+    assert checked >= 30
+    assert matched >= 200

@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand
 
 from portal.demo import accounts_file, seed_users
 
-# Each app's demo module, if it has one, exposes seed(users) and is run in this order.
-APP_DEMOS = ("threats.demo", "releases.demo", "scans.demo")
+# Each app's demo module, if it has one, exposes seed(users) and is run in this order: the
+# clean corpus (scans) first, so that the demo signatures' gate covers clean apps.
+APP_DEMOS = ("scans.demo", "threats.demo", "releases.demo")
 
 
 class Command(BaseCommand):
