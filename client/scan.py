@@ -7,13 +7,18 @@ records that need a newer engine stay in ``State.skipped`` and are not compiled)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from client import outbox
 from client.state import ClientError, StateDir
 from engine import ENGINE_VERSION
 from engine.codec import CodecError
+
+# what the report API takes as a package name (releases.services_reports)
+_PACKAGE = re.compile(r"[A-Za-z0-9_.]{0,255}", re.ASCII)
 
 
 def scan(
@@ -33,6 +38,7 @@ def scan(
     if state is None:
         raise ClientError("no database is installed: run sync first")
     ruleset = compile_ruleset(state.records, engine_version=engine_version)
+    found: list[dict[str, Any]] = []
 
     for name in files:
         try:
@@ -45,6 +51,20 @@ def scan(
         except OSError as exc:
             yield {"file": name, "error": f"cannot read the file: {exc}"}
             continue
+        package = features.manifest.package or ""
+        cert = features.certificates[0].sha256 if features.certificates else ""
+        if _PACKAGE.fullmatch(package):
+            found += [
+                outbox.detection(
+                    signature_id=m.signature_id,
+                    revision=m.revision,
+                    release=state.release,
+                    sha256=features.sha256,
+                    package=package,
+                    cert=cert,
+                )
+                for m in matches
+            ]
         yield {
             "file": name,
             "sha256": features.sha256,
@@ -63,6 +83,12 @@ def scan(
                 for m in matches
             ],
         }
+    if found:
+        # sent by the next sync or check (the phone may be offline now)
+        with state_dir.locked():
+            outbox.queue(
+                state_dir, release=state.release, engine_version=engine_version, detections=found
+            )
 
 
 def dumps(result: dict[str, Any]) -> str:

@@ -3,7 +3,9 @@
 Layout of ``--state DIR``::
 
     config.json        server, device_id, token, channel (0600: the token is a secret)
-    schedule.json      next_check_after (Unix time) and why: min_wait_seconds or Retry-After
+    schedule.json      when to check next, a server's Retry-After, timestamp.json's last ETag,
+                       a normal release waiting for this device's slot
+    outbox.json        detection and installed-release reports not sent yet (client.outbox)
     trust/root.json    the root metadata given at registration: the TUF trust anchor
     tuf/               tuf.ngclient's metadata cache (root_history/, timestamp.json, ...)
     downloads/         targets while they are being applied; emptied after each sync
@@ -98,6 +100,10 @@ class StateDir:
     @property
     def schedule_path(self) -> Path:
         return self.path / "schedule.json"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.path / "outbox.json"
 
     @property
     def trusted_root(self) -> Path:

@@ -36,6 +36,7 @@ from tuf.api._payload import TargetFile, Targets  # mypy --strict: __all__ is op
 from tuf.api.metadata import Metadata
 from tuf.ngclient.updater import Updater
 
+from client import outbox
 from client.api import Backoff, Throttled, fetch_timestamp
 from client.state import ClientError, Config, Pending, StateDir
 from engine import ENGINE_VERSION
@@ -166,6 +167,12 @@ def _run(path: Path, options: SyncOptions, *, scheduled: bool) -> dict[str, Any]
             return report
         try:
             _check_and_install(state_dir, config, options, installed, report, scheduled, now)
+            if report["to"] != current:
+                outbox.queue(state_dir, release=report["to"], engine_version=options.engine_version)
+            # what was detected and installed goes to the portal (adoption, automatic halts);
+            # a failure to send is reported and retried next time, never fails the sync
+            if outbox.pending(state_dir):
+                report["reports"] = outbox.flush(state_dir, config, options.backoff)
         except Throttled as exc:
             state_dir.save_schedule(
                 replace(state_dir.schedule(), retry_after=now + exc.retry_after)

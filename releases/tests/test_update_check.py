@@ -16,6 +16,7 @@ from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from client.__main__ import main
+from client.state import StateDir
 from engine.rollout import Rollout
 from releases.models import Device
 from releases.services import (
@@ -178,7 +179,12 @@ def test_the_client_follows_releases_halts_and_the_kill_switch_without_force(
     signatures.deploy()
     publish(reviewer)
     # "update now", as the README's walkthrough does it, twice around a publish: no --force
-    assert run("sync", "--state", str(a))["to"] == 1
+    first = run("sync", "--state", str(a))
+    assert first["to"] == 1
+    # and the phone says what it installed: adoption comes from its report
+    assert first["reports"] == {"sent": 1, "accepted": 0, "waiting": 0}
+    device = Device.objects.get(device_id=StateDir(a).config().device_id)
+    assert (device.installed_release, device.last_seen_at is not None) == (1, True)
     signatures.deploy()
     publish(reviewer)
     assert run("sync", "--state", str(a))["applied"] == "delta"
@@ -270,3 +276,37 @@ def test_the_fast_path_and_the_api_view_give_the_same_answers(
     status, _, body = wsgi_get("installed=0", "dev_not-a-token")
     assert (status, body["message"]) == (401, "Invalid or revoked device token.")
     assert wsgi_get("installed=0", None)[0] == 401
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_what_a_phone_detects_reaches_the_portal_with_its_next_check(
+    phone: Callable[..., Path], signatures: Any, reviewer: Any, corpus: Path
+) -> None:
+    from releases.models import DetectionReport
+
+    apk = corpus / "apks" / "v2-only-with-rsa-pkcs1-sha256-2048.apk"
+    sha = "b11e85df088c3474b2d0f266f1a4863744162fc44b4b53a87d3432f03dce25c6"
+    sig = signatures.deploy(sha)
+    publish(reviewer)
+    a = phone("a")
+    run("sync", "--state", str(a))
+    # when the phone scans an app its database detects (offline: the report is queued)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["scan", "--state", str(a), str(apk)]) == 0
+    assert json.loads(out.getvalue())["verdict"] == "malicious"
+    assert not DetectionReport.objects.exists()
+    # then its next check sends it: the signature's revision, the release, the app's facts
+    report = run("check", "--state", str(a), "--force")
+    assert report["reports"]["accepted"] == 1
+    stored = DetectionReport.objects.get()
+    assert (stored.signature_id, stored.revision, stored.release, stored.app_sha256) == (
+        sig.pk,
+        1,
+        1,
+        sha,
+    )
+    assert stored.package == "android.appsecurity.cts.tinyapp"
+    # and it is not sent twice
+    assert run("check", "--state", str(a), "--force").get("reports") is None
