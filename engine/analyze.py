@@ -31,7 +31,7 @@ from engine.apk.signing import describe, read_signing
 from engine.dex import DexError, is_dex, read_tables
 from engine.errors import AnalysisError
 from engine.features import AppContent, AppFeatures, DexFile, Indicators, MethodRef, TamperFlag
-from engine.indicators import extract
+from engine.indicators import extract, url_strings
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "analyze", "analyze_with_content", "read_content"]
 
@@ -260,6 +260,7 @@ def _analyze_apk(path: str, arc: Archive, hashes: _Hashes) -> tuple[AppFeatures,
         indicators=indicators,
         native_libs=native_libs,
         tamper=_dedupe(arc.tamper + tamper),
+        url_strings=url_strings(strings),
     )
     content = AppContent(path=path, manifest=manifest_bytes, dex=tuple(dex_content))
     return features, content
@@ -377,6 +378,7 @@ def _analyze_xapk(
         native_libs=tuple(f"{name}!{lib}" for name, f, _ in parts for lib in f.native_libs),
         tamper=_dedupe(arc.tamper),
         parts=tuple(f for _, f, _ in parts),
+        url_strings=tuple(sorted({u for _, f, _ in parts for u in f.url_strings})),
     )
     return features, AppContent(path=path, manifest=base_c.manifest, dex=dex_content)
 

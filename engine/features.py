@@ -44,6 +44,9 @@ class Manifest:
     app_label: str | None = None
     permissions: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
+    # added later (older stored features lack them: read as unknown / none)
+    max_sdk: int | None = None
+    declared_permissions: tuple[str, ...] = ()  # <permission android:name> the app defines
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,10 @@ class Certificate:
     not_before: str  # ISO 8601, UTC
     not_after: str
     schemes: tuple[str, ...] = ()  # which of "v1", "v2", "v3", "v3.1" carry this certificate
+    # OpenSSL's one-line form, "/C=US/O=Example/CN=Example" (Koodous' rules match on it);
+    # "" in features stored before it existed
+    subject_dn: str = ""
+    issuer_dn: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,9 @@ class AppFeatures:
     tamper: tuple[TamperFlag, ...] = ()
     # the APKs inside an XAPK bundle, each analysed on its own
     parts: tuple[AppFeatures, ...] = ()
+    # every URL-shaped DEX string, hosts unjudged (``indicators.urls`` keeps real hosts only);
+    # added later: features stored before have none
+    url_strings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -247,6 +247,14 @@ def extract(
     )
 
 
+def url_strings(strings: Iterable[str]) -> tuple[str, ...]:
+    """Every URL-shaped piece of ``strings`` (same shape as ``extract``'s URLs, trailing
+    punctuation dropped) without judging its host: what Koodous' ``androguard.url`` searches,
+    where ``http://localhost/x`` or ``http://10.0.0.2`` count too."""
+    text = "\n".join(strings)
+    return tuple(sorted({m.group(0).rstrip(_TRAILING) for m in _URL.finditer(text)}))
+
+
 def _url_host(url: str) -> str | None:
     rest = url.split("://", 1)[1]
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]

@@ -33,6 +33,7 @@ _ATTR_IDS = {
     0x0101021B: "versionCode",
     0x0101021C: "versionName",
     0x01010270: "targetSdkVersion",
+    0x01010271: "maxSdkVersion",
 }
 # minSdkVersion/targetSdkVersion may name a preview platform; Android maps it to that API level
 SDK_CODENAMES = {
@@ -136,6 +137,7 @@ def _walk(
     stack: list[str] = []
     fields: dict[str, Any] = {}
     permissions: list[str] = []
+    declared: list[str] = []
     components: list[Component] = []
     comp: dict[str, Any] | None = None
     filt: dict[str, Any] | None = None
@@ -179,10 +181,15 @@ def _walk(
         elif tag == "uses-sdk" and parent == "manifest":
             fields["min_sdk"] = _sdk(a.get("minSdkVersion"))
             fields["target_sdk"] = _sdk(a.get("targetSdkVersion"))
+            fields["max_sdk"] = _sdk(a.get("maxSdkVersion"))
         elif tag in ("uses-permission", "uses-permission-sdk-23", "uses-permission-sdk-m"):
             perm = _as_str(a.get("name"))
             if perm and perm not in permissions:
                 permissions.append(perm)
+        elif tag == "permission" and parent == "manifest":
+            perm = _as_str(a.get("name"))
+            if perm and perm not in declared:
+                declared.append(perm)
         elif tag == "application" and parent == "manifest":
             label = a.get("label")
             if isinstance(label, str) and label.startswith("@0x"):
@@ -224,6 +231,8 @@ def _walk(
         app_label=fields.get("app_label"),
         permissions=tuple(permissions),
         components=tuple(components),
+        max_sdk=fields.get("max_sdk"),
+        declared_permissions=tuple(declared),
     )
 
 

@@ -261,4 +261,32 @@ def _describe(der: bytes, sha256: str, sha1: str, schemes: tuple[str, ...]) -> C
         not_before=cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         schemes=schemes,
+        subject_dn=_oneline(cert.subject),
+        issuer_dn=_oneline(cert.issuer),
     )
+
+
+# OpenSSL's short names, for the attributes rfc4514_string() leaves as dotted numbers
+_SHORT_NAMES = {
+    "1.2.840.113549.1.9.1": "emailAddress",
+    "2.5.4.5": "serialNumber",
+    "2.5.4.4": "SN",
+    "2.5.4.42": "GN",
+    "2.5.4.12": "title",
+    "2.5.4.9": "street",
+    "2.5.4.46": "dnQualifier",
+    "2.5.4.65": "pseudonym",
+}
+
+
+def _oneline(name: x509.Name) -> str:
+    """``/C=US/O=Example/CN=Example``: OpenSSL's one-line form, attributes in certificate
+    order (what Koodous' ``certificate.issuer`` and ``subject`` match on)."""
+    parts = []
+    for rdn in name.rdns:
+        for attr in rdn:
+            oid = attr.oid.dotted_string
+            key = _SHORT_NAMES.get(oid) or attr.rfc4514_attribute_name
+            value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+            parts.append(f"/{key}={value}")
+    return "".join(parts)
