@@ -33,7 +33,7 @@ from typing import Any
 
 import yara_x
 
-from engine import ENGINE_VERSION
+from engine import ENGINE_VERSION, androguard
 from engine.features import AppContent, AppFeatures, Match, RuleRecord, Severity, Verdict
 from engine.kinds import REGISTRY
 from engine.kinds import yara as yara_kind
@@ -226,17 +226,20 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
     """
     good: list[int] = []
     bad: set[int] = set()
+    sources: dict[int, str] = {}  # what yara-x compiles (a Koodous rule: its rewrite)
     compiler = yara_kind.new_compiler()
     for index in indexes:
         record = ruleset.records[index]
         structure_errors, _, _ = yara_kind.structure_issues(record.body)
-        if structure_errors:
-            ruleset.errors.append(_problem(record, str(structure_errors[0])))
+        source, rewrite_errors = yara_kind.compiled_source(record.body)
+        if structure_errors or rewrite_errors:
+            ruleset.errors.append(_problem(record, str((structure_errors + rewrite_errors)[0])))
             bad.add(index)
             continue
+        sources[index] = source
         compiler.new_namespace(f"r{index}")
         try:
-            compiler.add_source(record.body, origin=record.name)
+            compiler.add_source(source, origin=record.name)
         except yara_x.CompileError as exc:
             ruleset.errors.append(_problem(record, str(exc).splitlines()[0]))
             bad.add(index)
@@ -246,7 +249,7 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
         compiler = yara_kind.new_compiler()
         for index in good:
             compiler.new_namespace(f"r{index}")
-            compiler.add_source(ruleset.records[index].body, origin=ruleset.records[index].name)
+            compiler.add_source(sources[index], origin=ruleset.records[index].name)
     ruleset.yara_rules = compiler.build()
     # a rejected record keeps its index (so others' stay valid) but gets no namespace
     ruleset.yara_namespaces = {f"r{i}": i for i in good}
@@ -468,6 +471,7 @@ def android_globals(
     permissions = [p for p in manifest.permissions if p]
     certs = sorted({c.sha256.lower() for c in certificates if c.sha256})
     values = yara_kind.default_globals()
+    values[androguard.FACTS_FIELD] = androguard.facts(features)
     values.update(
         package=manifest.package or "",
         app_label=manifest.app_label or "",
@@ -497,6 +501,9 @@ def _match_yara(
     dex = [("dex", name, data) for name, data in content.dex]
     targets = [*dex, *manifest, *whole] if first_hit else [*whole, *manifest, *dex]
     hit: set[int] = set()
+    if androguard.FACTS_FIELD not in facts:
+        # facts kept before Koodous rules ran (a unit pack): their androguard part is unknown
+        facts = {**facts, androguard.FACTS_FIELD: androguard.default_facts()}
     for file_kind, file_name, data in targets:
         if first_hit and len(hit) == len(rs.yara_namespaces):
             break  # every YARA record has hit: the rest cannot change which ones match

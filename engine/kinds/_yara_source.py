@@ -14,8 +14,26 @@ from dataclasses import dataclass, field
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"[0-9][A-Za-z0-9_.]*")
 _MULTI = ("==", "!=", "<=", ">=", "<<", ">>", "..")
-# after these tokens a "/" opens a regular expression rather than dividing
-_REGEX_BEFORE = {"=", "matches"}
+# A "/" divides after an operand (a number, a variable, an identifier that is not an
+# operator keyword, a closing bracket or a string); anywhere else it opens a regular
+# expression: ``$a = /x/``, ``s matches /x/``, ``androguard.url(/x/)``, ``f(a, /x/)``.
+_OPERATOR_WORDS = {
+    "and",
+    "or",
+    "not",
+    "matches",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "iequals",
+    "defined",
+    "condition",
+    "strings",
+    "meta",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +70,7 @@ def tokenize(source: str) -> list[Token]:
             j = min(j + 1, n)
             tokens.append(Token(source[i:j], i, j, line, "string"))
             i = j
-        elif c == "/" and tokens and tokens[-1].text in _REGEX_BEFORE:
+        elif c == "/" and _regex_may_start(tokens):
             j, in_class = i + 1, False
             while j < n and source[j] != "\n":
                 ch = source[j]
@@ -90,6 +108,17 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token(source[i : i + width], i, i + width, line, "punct"))
             i += width
     return tokens
+
+
+def _regex_may_start(tokens: list[Token]) -> bool:
+    if not tokens:
+        return False
+    last = tokens[-1]
+    if last.kind in ("number", "var", "string", "regex"):
+        return False
+    if last.kind == "ident":
+        return last.text in _OPERATOR_WORDS
+    return last.text not in (")", "]", "}")
 
 
 @dataclass(frozen=True, slots=True)

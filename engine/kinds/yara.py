@@ -44,6 +44,7 @@ from typing import Any
 
 import yara_x
 
+from engine import androguard
 from engine.kinds import _yara_source
 from engine.kinds.base import Issue, Kind, ValidationResult
 
@@ -69,6 +70,7 @@ def default_globals() -> dict[str, Any]:
         "sha256": "",
         "file_kind": "apk",
         "file_name": "",
+        androguard.FACTS_FIELD: androguard.default_facts(),
     }
 
 
@@ -135,6 +137,8 @@ def structure_issues(source: str) -> tuple[list[Issue], list[Issue], str | None]
             Issue(f'include "{path}" is not allowed in a signature; import the file instead', line)
         )
     for module, line in parsed.imports:
+        if module == androguard.MODULE:
+            continue  # rewritten (compiled_source)
         if module not in available_modules():
             errors.append(Issue(missing_module_message(module), line, 1))
         elif module in NO_DATA_MODULES:
@@ -180,9 +184,12 @@ class YaraKind(Kind):
         errors, warnings, _ = structure_issues(source)
         if errors:
             return ValidationResult(body=None, errors=errors, warnings=warnings)
+        compiled, errors = compiled_source(source)
+        if errors:
+            return ValidationResult(body=None, errors=errors, warnings=warnings)
         compiler = new_compiler()
         try:
-            compiler.add_source(source, origin="signature")
+            compiler.add_source(compiled, origin="signature")
         except yara_x.CompileError as exc:
             errors, more = compile_issues(compiler)
             return ValidationResult(
@@ -207,6 +214,20 @@ class YaraKind(Kind):
         helpers = len(parsed.rules) - len(public)
         extra = f" (+{helpers} helper rule{'s' * (helpers != 1)})" if helpers else ""
         return f"yara rule {name}{extra}"
+
+
+def compiled_source(source: str) -> tuple[str, list[Issue]]:
+    """What yara-x compiles for a body, and what stops it from running here.
+
+    A Koodous rule (one that imports ``androguard``) compiles as its rewritten form, in which
+    each ``androguard`` call is a condition over ``android.androguard`` (``engine.androguard``);
+    every other body compiles as written. Lines stay where they were, so yara-x's errors
+    point at the line people wrote.
+    """
+    if not androguard.imports_module(source):
+        return source, []
+    result = androguard.rewrite(source)
+    return result.source, [Issue(p.message, p.line, p.column) for p in result.problems]
 
 
 def canonical_body(source: str) -> str:

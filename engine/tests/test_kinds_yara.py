@@ -23,10 +23,8 @@ def test_error_carries_line_and_column():
 
 
 def test_missing_module_is_named():
-    result = YARA.validate(
-        'import "androguard"\nrule r { condition: androguard.permission(/SMS/) }'
-    )
-    assert result.errors[0].message == "needs the 'androguard' module, which yara-x does not have"
+    result = YARA.validate('import "droidbox"\nrule r { condition: droidbox.sendsms(/./) }')
+    assert result.errors[0].message == "needs the 'droidbox' module, which yara-x does not have"
     assert result.errors[0].line == 1
 
 
