@@ -31,24 +31,37 @@ PARSERS_BY_SUFFIX = {
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-def parse_path(path: str | Path, *, root: str | Path | None = None) -> list[ImportCandidate]:
-    """Candidates from one file. YARA ``include`` may reach files under ``root`` (default:
-    the file's own folder), never outside it."""
+def display_name(path: str | Path, root: str | Path | None = None) -> str:
+    """How a file is named in candidates' ``source``: its path relative to ``root`` (what
+    was imported: the folder named, or the file's own folder), never the absolute path."""
     path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def parse_path(path: str | Path, *, root: str | Path | None = None) -> list[ImportCandidate]:
+    """Candidates from one file, named relative to ``root`` (``display_name``). YARA
+    ``include`` may reach files under ``root`` (default: the file's own folder), never
+    outside it."""
+    path = Path(path)
+    name = display_name(path, root)
     suffix = path.suffix.lower()
     if suffix not in PARSERS_BY_SUFFIX:
-        return [_unsupported(str(path))]
+        return [_unsupported(name)]
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            return [_failure(str(path), f"file is larger than {MAX_FILE_BYTES} bytes")]
+            return [_failure(name, f"file is larger than {MAX_FILE_BYTES} bytes")]
         if PARSERS_BY_SUFFIX[suffix] == "yara":
-            return yara_files.parse_file(path, root=Path(root) if root else path.parent)
+            return yara_files.parse_file(path, root=Path(root) if root else path.parent, name=name)
         data = path.read_bytes()
     except OSError as exc:
-        return [_failure(str(path), f"cannot read the file: {exc.strerror or exc}")]
+        return [_failure(name, f"cannot read the file: {exc.strerror or exc}")]
     except Exception as exc:
-        return [_failure(str(path), f"could not parse the file ({type(exc).__name__}: {exc})")]
-    return parse_bytes(str(path), data)
+        return [_failure(name, f"could not parse the file ({type(exc).__name__}: {exc})")]
+    return parse_bytes(name, data)
 
 
 def parse_bytes(name: str, data: bytes) -> list[ImportCandidate]:
@@ -80,4 +93,4 @@ def _failure(name: str, reason: str) -> ImportCandidate:
     return ImportCandidate(kind="", body=None, name=None, source=name, error=reason)
 
 
-__all__ = ["ImportCandidate", "finish", "parse_bytes", "parse_path"]
+__all__ = ["ImportCandidate", "display_name", "finish", "parse_bytes", "parse_path"]

@@ -17,6 +17,9 @@ class ImportCandidate:
     family_hint: str | None = None
     severity_hint: str | None = None
     error: str | None = None  # keep as invalid, for this reason
+    # the rule as written (YARA), kept whether or not it is valid, so that an invalid rule
+    # can be opened, fixed and submitted; None when the source has no text of its own
+    text: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,7 @@ every rule of a file with an ``include`` is kept as invalid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.importers.base import ImportCandidate, decode_text, finish
@@ -32,18 +32,21 @@ class _Unit:
     include_error: str | None = None
 
 
-def parse_file(path: Path, *, root: Path) -> list[ImportCandidate]:
+def parse_file(path: Path, *, root: Path, name: str | None = None) -> list[ImportCandidate]:
+    """Candidates of the file at ``path``, their ``source`` starting with ``name`` (default:
+    the path)."""
+    origin = str(path) if name is None else name
     try:
         text = decode_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
-        return [_failure(str(path), f"cannot read the file as UTF-8 text: {exc}")]
+        return [_failure(origin, f"cannot read the file as UTF-8 text: {exc}")]
     root = root.resolve()
     unit = _Unit()
     visited = {path.resolve()}
     parsed = _yara_source.parse(text)
     for include, line in parsed.includes:
         _include(path.parent, include, line, root, unit, visited)
-    return _candidates(str(path), parsed, unit)
+    return _candidates(origin, parsed, unit)
 
 
 def parse_bytes(name: str, data: bytes) -> list[ImportCandidate]:
@@ -105,12 +108,18 @@ def _candidates(origin: str, parsed: _yara_source.SourceFile, unit: _Unit) -> li
         if rule.private:
             continue
         source = f"{origin}:{rule.name}"
-        if unit.include_error:
-            candidates.append(_failure(source, unit.include_error, name=rule.name, kind="yara"))
-            continue
         body = _yara_source.assemble(rule, available, globals_, imports)
+        if unit.include_error:
+            candidates.append(
+                replace(
+                    _failure(source, unit.include_error, name=rule.name, kind="yara"), text=body
+                )
+            )
+            continue
         candidates.append(
-            finish(ImportCandidate(kind="yara", body=body, name=rule.name, source=source))
+            finish(
+                ImportCandidate(kind="yara", body=body, name=rule.name, source=source, text=body)
+            )
         )
     if not candidates:
         return [_failure(origin, "the file has only private rules")]
