@@ -35,7 +35,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from engine.importers import ImportCandidate, parse_bytes, parse_path
+from engine.importers import ImportCandidate, display_name, parse_bytes, parse_path
 from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.kinds.base import Issue, ValidationResult
 from portal.audit import audit_log, snapshot
@@ -898,6 +898,9 @@ def _import_batch(*, actor: User, batch: ImportBatch, summary: ImportSummary, re
             continue
         if cand.ok:
             prepared.append((cand, get_kind(cand.kind).dedup_key(cand.body), cand.body))
+        elif cand.text is not None:
+            # the rule as written, so that it can be opened, fixed and submitted
+            prepared.append((cand, _invalid_key(batch, cand), cand.text))
         else:
             body = {"source": cand.source, "name": cand.name, "error": cand.error}
             prepared.append((cand, _invalid_key(batch, cand), body))
@@ -1048,17 +1051,17 @@ def signatures_import_paths(*, actor: User, paths: Iterable[str | Path]) -> Impo
 
     def batches() -> Iterator[ImportBatch]:
         for path, root in _walk(paths):
+            name = display_name(path, root)  # relative to what was imported
             if not path.exists():
                 yield ImportBatch(
-                    str(path),
-                    [ImportCandidate("", None, None, str(path), error="no such file or folder")],
+                    name, [ImportCandidate("", None, None, name, error="no such file or folder")]
                 )
                 continue
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 digest = ""
-            yield ImportBatch(str(path), parse_path(path, root=root), digest)
+            yield ImportBatch(name, parse_path(path, root=root), digest)
 
     return signatures_import(actor=actor, batches=batches())
 

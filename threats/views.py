@@ -409,7 +409,10 @@ def signature_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
         "severity": sig.severity,
         "tags": " ".join(t.name for t in sig.tags.all()),
         "description": sig.description,
-        "body": selectors.body_text(rev.body) if rev and sig.status != Status.INVALID else "",
+        # an invalid import keeps its rule text (str) to be fixed here; older ones kept none
+        "body": selectors.body_text(rev.body)
+        if rev and (sig.status != Status.INVALID or isinstance(rev.body, str))
+        else "",
     }
     error: dict[str, Any] | None = None
     if request.method == "POST":

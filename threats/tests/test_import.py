@@ -19,21 +19,27 @@ pytestmark = pytest.mark.django_db
 
 CORPUS_SUMMARY = {
     "files": 845,
-    "imported": 2186,
-    "duplicates": 17,
-    "invalid": 593,
+    "imported": 2495,
+    "duplicates": 35,
+    "invalid": 266,
 }
 CORPUS_REASONS = {
-    "needs the 'androguard' module, which yara-x does not have": 353,
     "PE-specific target type 1 has no Android equivalent": 168,
     "Mach-O-specific target type 9 has no Android equivalent": 11,
     "ELF-specific target type 6 has no Android equivalent": 9,
+    # Koodous rules (engine/androguard.py): what only Koodous' sandbox or code analysis had,
+    # and permission() given a string, which Koodous' module refuses too
+    "needs the 'cuckoo' module: a sandbox report the engine does not produce": 8,
+    "needs androguard.functionality, the results of Koodous' code analysis, which the engine "
+    "does not produce": 8,
+    "androguard.permission takes a regular expression": 7,
     "PCRE subsignatures are not translated": 7,
     "unknown field or method `map_item`: this field or method doesn't exist [E008]": 7,
     "needs the 'droidbox' module, which yara-x does not have": 4,
     "unknown field or method `field_ids_size`: this field or method doesn't exist [E008]": 4,
     "ClamAV fuzzy image hashes cannot be translated": 3,
     "container constraint CL_TYPE_RTF cannot be translated": 3,
+    "needs the 'file' module, which yara-x does not have": 3,
     "'This ClamAV version has reached End of L' is not a hex signature": 2,
     "container constraint CL_TYPE_OOXML_XL cannot be translated": 2,
     "counts apply only to a subsignature or an | group of them": 2,
@@ -47,12 +53,12 @@ CORPUS_REASONS = {
     "container constraint CL_TYPE_HTML cannot be translated": 1,
     "container constraint CL_TYPE_MAIL cannot be translated": 1,
     "mixing & and | without parentheses is ambiguous": 1,
-    "needs the 'file' module, which yara-x does not have": 1,
     "no YARA rule found": 1,
     "unknown field or method `class_defs_size`: this field or method doesn't exist [E008]": 1,
     "unknown field or method `link_offset`: this field or method doesn't exist [E008]": 1,
     "unknown field or method `map_offset`: this field or method doesn't exist [E008]": 1,
     "unknown field or method `method_ids_size`: this field or method doesn't exist [E008]": 1,
+    "unknown pattern `$a`: this pattern is not declared in the `strings` section [E025]": 1,
     "unsupported file type": 1,
 }
 
@@ -74,17 +80,30 @@ def test_every_corpus_file_through_the_command(corpus, researcher):
     assert len(summary["failed_files"]) == 4  # unsupported, no rule, .cdiff, a non-rule CSV
     # everything landed as draft or invalid, by the given author
     assert Counter(Signature.objects.values_list("kind", "status")) == {
-        ("yara", "draft"): 1930,
-        ("yara", "invalid"): 589,
+        ("yara", "draft"): 2239,
+        ("yara", "invalid"): 262,
         ("behavior", "draft"): 228,
         ("hash", "draft"): 28,
     }
     assert set(Signature.objects.values_list("author__username", flat=True)) == {"rita"}
-    # an invalid one keeps its reason; its revision says where it came from
-    androguard = Signature.objects.filter(status_reason__contains="androguard").first()
-    assert androguard is not None
-    assert androguard.current_revision is not None
-    assert androguard.current_revision.body["source"].startswith(str(corpus / "yara"))
+    # a Koodous rule runs, its body the text as written
+    koodous = Signature.objects.get(description__contains="dvmap (2955).yara:Dvmap")
+    assert koodous.status == Status.DRAFT
+    assert (
+        koodous.description
+        == "Dvmap (imported from koodous_social_rulesets/dvmap (2955).yara:Dvmap)"
+    )
+    assert koodous.current_revision is not None
+    assert koodous.current_revision.body.startswith('import "androguard"\n\nrule Dvmap\n{')
+    assert 'androguard.certificate.sha1("D75A495C' in koodous.current_revision.body
+    # an invalid one keeps its reason and its own rule text, named relative to the import
+    invalid = Signature.objects.filter(status_reason__contains="androguard.functionality")
+    assert invalid.count() == 8
+    for sig in invalid:
+        assert sig.current_revision is not None
+        assert isinstance(sig.current_revision.body, str)
+        assert "androguard.functionality" in sig.current_revision.body
+        assert "(imported from koodous_social_rulesets/" in sig.description
     # a second import finds only duplicates, each linked to the signature it duplicates
     again = run_command(str(corpus / "clamav"), "--author", "rita")
     assert again["imported"] == 0
@@ -132,7 +151,7 @@ def test_every_corpus_file_through_the_api(corpus, api, researcher):
     # then nothing escaped and the outcomes are those of the command, except that an upload
     # cannot reach a file named by a YARA ``include`` (uploads never read the server's disk):
     # APKiD's 1,611 rules that include common.yara are kept as invalid with that reason
-    assert dict(totals) == {"files": 845, "imported": 594, "duplicates": 17, "invalid": 2185}
+    assert dict(totals) == {"files": 845, "imported": 903, "duplicates": 35, "invalid": 1858}
     include = {k: v for k, v in reasons.items() if "cannot be resolved in an upload" in k}
     assert sum(include.values()) == 1611
     assert {k: v for k, v in reasons.items() if k not in include} == {
@@ -150,7 +169,7 @@ def test_one_bad_file_is_reported_and_nothing_of_it_is_saved(tmp_path, researche
 
     def failing(objs, *args, **kwargs):
         objs = list(objs)
-        if objs and objs[0].signature.description.endswith(f"{bad}:1)"):
+        if objs and objs[0].signature.description.endswith("b.hdb:1)"):
             raise OSError("disk full")
         return real(objs, *args, **kwargs)
 
@@ -159,7 +178,8 @@ def test_one_bad_file_is_reported_and_nothing_of_it_is_saved(tmp_path, researche
     summary = services.signatures_import_paths(actor=researcher, paths=[tmp_path])
     # then the first is kept whole, the second not at all, and it is reported
     assert summary.imported == 3
-    assert summary.failed_files == [{"file": str(bad), "reason": "could not be saved (OSError)"}]
+    # (named relative to the folder imported)
+    assert summary.failed_files == [{"file": "b.hdb", "reason": "could not be saved (OSError)"}]
     assert Signature.objects.count() == 3
     assert SignatureRevision.objects.count() == 3
 
@@ -298,3 +318,61 @@ def test_walk_skips_hidden_files(tmp_path: Path, researcher):
     (tmp_path / "y.hdb").write_text(f"{'b' * 64}:1:Y\n")
     summary = services.signatures_import_paths(actor=researcher, paths=[tmp_path])
     assert (summary.files, summary.imported) == (1, 1)
+
+
+def test_an_invalid_import_is_fixed_in_the_editor_and_submitted(api, client, researcher):
+    # given a Koodous rule that asks androguard.permission for a string (Koodous refuses it)
+    text = (
+        'import "androguard"\n\n'
+        "rule sms_thief\n{\n\tcondition:\n"
+        '\t\tandroguard.permission("android.permission.SEND_SMS") and\n'
+        "\t\tandroguard.filter(/SMS_RECEIVED/)\n}\n"
+    )
+    response = api(researcher).post(
+        "/api/v1/signatures/import/",
+        {"files": [_named(text.encode(), "k.yara")]},
+        format="multipart",
+    )
+    assert response.json()["invalid"] == 1
+    sig = Signature.objects.get()
+    # then it is kept invalid, with its reason and its own text
+    assert sig.status == Status.INVALID
+    assert (
+        sig.status_reason == "line 6, column 25: androguard.permission takes a regular expression"
+    )
+    assert sig.current_revision is not None
+    assert sig.current_revision.body == text
+    # and the editor opens on that text
+    client.force_login(researcher)
+    page = client.get(f"/signatures/{sig.pk}/edit/")
+    assert page.status_code == 200
+    assert "androguard.permission(&quot;android.permission.SEND_SMS&quot;)" in page.content.decode()
+    # when the researcher fixes it (a regular expression) and saves and submits it
+    fixed = text.replace('permission("android.permission.SEND_SMS")', "permission(/SEND_SMS/)")
+    saved = api(researcher).patch(f"/api/v1/signatures/{sig.pk}/", {"body": fixed}, format="json")
+    assert saved.status_code == 200, saved.content
+    submitted = api(researcher).post(f"/api/v1/signatures/{sig.pk}/submit/")
+    assert submitted.status_code == 200, submitted.content
+    # then it is a Koodous rule like any other, in review, its text as written
+    sig.refresh_from_db()
+    assert sig.status == Status.IN_REVIEW
+    assert sig.current_revision is not None
+    assert sig.current_revision.body == fixed
+
+
+def test_the_editor_validates_koodous_rules_as_you_type(api, researcher):
+    body = 'import "androguard"\nrule r { condition: androguard.url(/evil\\.example/) }'
+    ok = api(researcher).post(
+        "/api/v1/signatures/validate/", {"kind": "yara", "body": body}, format="json"
+    )
+    assert ok.status_code == 200
+    assert ok.json()["valid"] is True
+    assert ok.json()["body"] == body.replace("\n", "\n\n") + "\n"  # the importer's layout
+    bad = body.replace("url(/evil\\.example/)", "functionality.ssl.code(/x/)")
+    refused = api(researcher).post(
+        "/api/v1/signatures/validate/", {"kind": "yara", "body": bad}, format="json"
+    )
+    assert refused.status_code == 400
+    (error,) = refused.json()["errors"]
+    assert error["line"] == 2
+    assert error["message"].startswith("needs androguard.functionality")
