@@ -27,6 +27,7 @@ from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ForbiddenError
 from portal.models import User
 from portal.params import ID_MAX, ParameterError, parse_int
+from portal.request_context import source_ip
 from releases.models import (
     DetectionReport,
     DetectionRollup,
@@ -246,6 +247,10 @@ def detections_report(
             ],
             batch_size=MAX_DETECTIONS,
         )
+        if batch.detections:
+            from releases.halts import schedule_check
+
+            transaction.on_commit(schedule_check)  # do these detections call for a halt?
     return _receipt(record, duplicate=False)
 
 
@@ -271,20 +276,26 @@ def device_delete(*, device: Device, by: User | None = None, reason: str = "") -
         batches = ReportBatch.objects.filter(device_id=pk).delete()[0]
         Device.objects.filter(pk=pk).delete()
         # the device's random id is not kept here: the entry says that a device went, and who
-        # deleted it (its registration entry stays, as every audit entry does)
-        audit_log(
-            actor=by,
-            action="device.delete",
-            object_type="releases.device",
-            object_id=pk,
-            object_repr=f"device #{pk}",
-            after={
-                "by": "admin" if by is not None else "the device itself",
-                "reports_deleted": reports,
-                "batches_deleted": batches,
-            },
-            reason=reason,
-        )
+        # deleted it (its registration entry stays, as every audit entry does); nor is the
+        # phone's address when the device deletes itself
+        hidden = source_ip.set(None) if by is None else None
+        try:
+            audit_log(
+                actor=by,
+                action="device.delete",
+                object_type="releases.device",
+                object_id=pk,
+                object_repr=f"device #{pk}",
+                after={
+                    "by": "admin" if by is not None else "the device itself",
+                    "reports_deleted": reports,
+                    "batches_deleted": batches,
+                },
+                reason=reason,
+            )
+        finally:
+            if hidden is not None:
+                source_ip.reset(hidden)
         # now, and again once committed: no request between may find it in the token cache
         device_token_forget(device)
         transaction.on_commit(lambda: device_token_forget(device))

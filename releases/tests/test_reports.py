@@ -227,6 +227,9 @@ def test_a_device_deletes_itself_and_only_itself() -> None:
     assert kept_phone.post(REPORTS, batch(), format="json").status_code == 201
     entry = AuditEntry.objects.get(action="device.delete")
     assert gone.device_id not in entry.object_repr
+    assert not entry.source_ip  # nor the phone's address
+    # (addresses are recorded on this path: the enrolment entry has one)
+    assert AuditEntry.objects.filter(action="device.register").exclude(source_ip=None).exists()
 
 
 @pytest.mark.django_db
