@@ -404,3 +404,37 @@ def test_the_reference_client_reports_through_a_live_portal(live_server) -> None
     assert first["accepted"] == 2
     assert DetectionReport.objects.filter(device__device_id=device_id).count() == 2
     assert Device.objects.get(device_id=device_id).installed_release == 4
+
+
+@pytest.mark.django_db
+def test_a_full_batch_costs_a_few_queries_not_one_per_detection(
+    django_assert_max_num_queries,
+) -> None:
+    device, _ = register()
+    full = report_batch_parse(batch(*[detection(i + 1) for i in range(500)]))
+
+    # the duplicate check, the device UPDATE, the batch row, the bulk insert (SQLite splits
+    # it into statements of 999 parameters: 6 for 500 rows) and the savepoints around them
+    with django_assert_max_num_queries(14):
+        receipt = detections_report(device=device, batch=full)
+
+    assert receipt.accepted == 500
+    assert DetectionReport.objects.filter(device=device).count() == 500
+
+
+def test_beat_rolls_reports_up_hourly(settings) -> None:
+    from portal.celery import app
+
+    entries = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == rollup_detection_reports.name
+    ]
+    assert entries == [
+        {
+            "task": "releases.rollup_detection_reports",
+            "schedule": 3600.0,
+            "options": {"queue": "default"},
+        }
+    ]
+    assert rollup_detection_reports.name in app.tasks
