@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import io
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ import yara_x
 
 from engine import ENGINE_VERSION, androguard
 from engine.features import AppContent, AppFeatures, Match, RuleRecord, Severity, Verdict
-from engine.kinds import REGISTRY
+from engine.kinds import REGISTRY, _yara_source
 from engine.kinds import yara as yara_kind
 from engine.kinds.behavior import api_key, normalise_descriptor
 from engine.kinds.indicator import IndicatorError, normalise_domain, normalise_ip, normalise_url
@@ -99,6 +100,8 @@ class Ruleset:
     behavior_needs: dict[int, int] = field(default_factory=dict)
     yara_rules: yara_x.Rules | None = None
     yara_namespaces: dict[str, int] = field(default_factory=dict)
+    # YARA records whose compiled condition may read the scanned bytes (``reads_bytes``)
+    yara_byte_readers: set[int] = field(default_factory=set)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -132,6 +135,12 @@ class Ruleset:
             or self.package_certs
             or self.behavior_index
         )
+
+    @property
+    def yara_facts_only(self) -> bool:
+        """Only YARA records, none of which reads bytes: ``match_facts`` answers from the
+        app's stored facts alone, with no file, manifest or DEX to read."""
+        return self.yara_only and not self.yara_byte_readers
 
     def counts(self) -> dict[str, int]:
         """How many matchable records of each kind (for logs and the bench)."""
@@ -245,6 +254,8 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
             bad.add(index)
             continue
         good.append(index)
+        if reads_bytes(source):
+            ruleset.yara_byte_readers.add(index)
     if bad:
         compiler = yara_kind.new_compiler()
         for index in good:
@@ -253,6 +264,29 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
     ruleset.yara_rules = compiler.build()
     # a rejected record keeps its index (so others' stay valid) but gets no namespace
     ruleset.yara_namespaces = {f"r{i}": i for i in good}
+
+
+# identifiers whose value depends on the bytes scanned or on which part of the app is scanned
+_BYTE_WORDS = frozenset({"filesize", "entrypoint", "file_kind", "file_name"})
+_BYTE_FUNCTION = re.compile(r"u?int(8|16|32)(be)?$")
+
+
+def reads_bytes(source: str) -> bool:
+    """Whether a compiled YARA source may depend on the bytes scanned: patterns (``$a``,
+    ``#a``, ``@a``, ``!a``), ``filesize``, ``entrypoint``, ``uint8(…)`` and kin, any module
+    (they parse the bytes), and ``android.file_kind``/``file_name`` (which part is scanned).
+    Conservative: a rule this says no to answers the same on any bytes, so from facts alone
+    (a rewritten Koodous rule without strings, ``android.package == "…"``)."""
+    if _yara_source.parse(source).imports:
+        return True
+    for token in _yara_source.tokenize(source):
+        if token.kind == "var":
+            return True
+        if token.kind == "ident" and (
+            token.text in _BYTE_WORDS or _BYTE_FUNCTION.match(token.text) is not None
+        ):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +348,38 @@ def match_yara(content: AppContent, ruleset: Ruleset, *, first_hit: bool = False
     if ruleset.yara_rules is not None and ruleset.yara_namespaces:
         _match_yara(content.facts, content, ruleset, hits, first_hit=first_hit)
     return _matches(ruleset, hits)
+
+
+class FactsScanner:
+    """``match_facts`` for many apps in a row, reusing one yara-x scanner (a hunt's loop)."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        if not ruleset.yara_facts_only:
+            raise ValueError("match_facts needs a ruleset of YARA records that read no bytes")
+        assert ruleset.yara_rules is not None
+        self.ruleset = ruleset
+        self.scanner = yara_x.Scanner(ruleset.yara_rules)
+        self.scanner.set_timeout(YARA_SCAN_TIMEOUT_SECONDS)
+
+    def match(self, facts: dict[str, Any]) -> list[Match]:
+        """The records ``facts`` (``android_globals``, as unit packs and features keep them)
+        matches: one evaluation over no bytes at all, the same answer ``match`` gives over
+        the file, its manifest and every DEX."""
+        if androguard.FACTS_FIELD not in facts:
+            facts = {**facts, androguard.FACTS_FIELD: androguard.default_facts()}
+        self.scanner.set_global(yara_kind.GLOBAL_NAME, {**facts, "file_kind": "apk"})
+        hits = _Hits()
+        for rule in self.scanner.scan(b"").matching_rules:
+            index = self.ruleset.yara_namespaces.get(rule.namespace)
+            if index is not None:
+                hits.add(index, f"yara: rule {rule.identifier} condition on the app's facts")
+        return _matches(self.ruleset, hits)
+
+
+def match_facts(facts: dict[str, Any], ruleset: Ruleset) -> list[Match]:
+    """``match`` for a ruleset whose YARA records read no bytes (``Ruleset.yara_facts_only``):
+    from the app's stored facts alone, no file read. Use ``FactsScanner`` for many apps."""
+    return FactsScanner(ruleset).match(facts)
 
 
 def _matches(ruleset: Ruleset, hits: _Hits) -> list[Match]:
@@ -566,11 +632,14 @@ def verdict(matches: Iterable[Match], ruleset: Ruleset | None = None) -> tuple[V
 __all__ = [
     "SEVERITY_WEIGHT",
     "CompileProblem",
+    "FactsScanner",
     "Ruleset",
     "android_globals",
     "compile",
     "compile_ruleset",
     "match",
+    "match_facts",
     "match_yara",
+    "reads_bytes",
     "verdict",
 ]

@@ -384,3 +384,57 @@ def test_export_gives_back_the_text_as_written() -> None:
     (again,) = parse_bytes("export.yar", exported.encode())
     assert again.ok
     assert YARA.dedup_key(again.body) == YARA.dedup_key(body)
+
+
+@pytest.mark.parametrize(
+    ("condition", "reads"),
+    [
+        ("androguard.url(/x/) and androguard.min_sdk < 9", False),
+        ('android.package == "x"', False),
+        ('android.file_kind == "dex" and androguard.url(/x/)', True),
+        ("filesize < 10 and androguard.url(/x/)", True),
+        ("uint16(0) == 0x4b50", True),
+    ],
+)
+def test_which_rules_read_bytes(condition: str, reads: bool) -> None:
+    from engine.kinds.yara import compiled_source
+    from engine.ruleset import reads_bytes
+
+    body = YARA.validate(f'import "androguard"\nrule r {{ condition: {condition} }}').body
+    assert body is not None
+    assert reads_bytes(compiled_source(body)[0]) is reads
+    with_strings = YARA.validate('rule s { strings: $a = "x" condition: $a }').body
+    assert reads_bytes(with_strings) is True
+
+
+def test_facts_only_rules_answer_from_stored_facts_as_from_the_bytes(corpus: Path) -> None:
+    from engine.analyze import analyze_with_content
+    from engine.errors import AnalysisError
+    from engine.ruleset import FactsScanner, android_globals
+
+    # given the corpus's Koodous rules that read no bytes
+    records: list[RuleRecord] = []
+    for path in _androguard_files(corpus):
+        for candidate in parse_path(path, root=corpus / "yara"):
+            if candidate.ok:
+                n = len(records) + 1
+                records.append(
+                    RuleRecord(n, 1, f"Andr.K.F-{n}-1", "yara", candidate.body, "suspicious")
+                )
+    everything = compile_ruleset(records)
+    facts_only = [r for i, r in enumerate(records) if i not in everything.yara_byte_readers]
+    assert len(facts_only) == 242
+    ruleset = compile_ruleset(facts_only)
+    assert ruleset.yara_facts_only
+    scanner = FactsScanner(ruleset)
+    # then every corpus APK gets the same matches from its facts as from its bytes
+    compared = 0
+    for apk in sorted((corpus / "apks").glob("*")):
+        try:
+            features, content = analyze_with_content(apk)
+        except AnalysisError:
+            continue
+        from_bytes = {m.signature_id for m in match(features, ruleset, content)}
+        assert {m.signature_id for m in scanner.match(android_globals(features))} == from_bytes
+        compared += 1
+    assert compared >= 35
