@@ -11,7 +11,12 @@ class ScansConfig(AppConfig):
         from portal.dashboard import PROVIDERS
         from portal.metrics import register_fleet_metrics
         from scans import tasks  # noqa: F401 - connects the worker_ready recovery hook
-        from scans.gates import clean_corpus_gate, gate_detail, gate_states
+        from scans.gates import (
+            clean_corpus_gate,
+            clean_corpus_gate_many,
+            gate_detail,
+            gate_states,
+        )
         from scans.metrics import hunt_chunk_metrics, scan_metrics
         from scans.selectors import dashboard_panels
         from threats.gates import (
@@ -27,7 +32,7 @@ class ScansConfig(AppConfig):
         register_fleet_metrics("scans", scan_metrics)
         register_fleet_metrics("hunt_chunks", hunt_chunk_metrics)
         # the clean-corpus gate on approvals (threats cannot import scans; see threats/gates.py)
-        register(clean_corpus_gate)
+        register(clean_corpus_gate, many=clean_corpus_gate_many)
         register_runner(_run_gate_hunt)
         register_submit_hook(gate_hunt_on_submit)
         register_gate_view(GateView(states=gate_states, detail=gate_detail))

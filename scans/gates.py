@@ -19,6 +19,8 @@ page can show what the reviewer must weigh.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,100 +38,165 @@ def min_clean_apps() -> int:
     return max(0, int(settings.GATE_MIN_CLEAN_APPS))
 
 
+_bodies_lock = threading.Lock()
+# (hunt id, finished_at) -> {revision id: body as hunted}; a feed's hunt holds 100,000 records
+_hunted_bodies: OrderedDict[tuple[int, str], dict[int, Any]] = OrderedDict()
+
+
+def _bodies_of(hunt: RetroHunt) -> dict[int, Any]:
+    """What the hunt snapshotted of each revision, parsed once per process and hunt."""
+    key = (hunt.pk, hunt.finished_at.isoformat() if hunt.finished_at else "")
+    with _bodies_lock:
+        if key in _hunted_bodies:
+            return _hunted_bodies[key]
+    records = RetroHunt.objects.filter(pk=hunt.pk).values_list("records", flat=True).first()
+    bodies = {r["revision_id"]: r["body"] for r in records or () if r.get("revision_id")}
+    with _bodies_lock:
+        _hunted_bodies[key] = bodies
+        while len(_hunted_bodies) > 2:
+            _hunted_bodies.popitem(last=False)
+    return bodies
+
+
+def _gate_hunts(revisions: Sequence[SignatureRevision]) -> dict[int, RetroHunt]:
+    """{revision id: the finished hunt that gated exactly its body}, for those gated."""
+    hunt_ids = {r.gate_hunt_id for r in revisions if r.gate_hunt_id is not None}
+    hunts = {
+        h.pk: h
+        for h in RetroHunt.objects.filter(pk__in=hunt_ids, status=HuntStatus.FINISHED).defer(
+            "records"
+        )
+    }
+    out: dict[int, RetroHunt] = {}
+    for r in revisions:
+        hunt = hunts.get(r.gate_hunt_id or 0)
+        if hunt is None:
+            continue
+        bodies = _bodies_of(hunt)
+        if r.pk in bodies and bodies[r.pk] == r.body:
+            out[r.pk] = hunt
+    return out
+
+
 def gate_hunt(revision: SignatureRevision) -> RetroHunt | None:
     """The finished hunt that gated this body, if any."""
-    if revision.gate_hunt_id is None:
-        return None
-    hunt = RetroHunt.objects.filter(pk=revision.gate_hunt_id, status=HuntStatus.FINISHED).first()
-    if hunt is None:
-        return None
-    hunted = next((r for r in hunt.records if r.get("revision_id") == revision.pk), None)
-    if hunted is None or hunted["body"] != revision.body:
-        return None
-    return hunt
+    return _gate_hunts([revision]).get(revision.pk)
+
+
+def _clean_hits(hunts: dict[int, RetroHunt]) -> dict[int, list[dict[str, Any]]]:
+    """{revision id: the clean samples (by current label) its gate hunt hit}."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    by_hunt: dict[int, list[int]] = {}
+    for rev_id, gated_by in hunts.items():
+        by_hunt.setdefault(int(gated_by.pk), []).append(rev_id)
+    for hunt_id, rev_ids in by_hunt.items():
+        rows = (
+            HuntMatch.objects.filter(
+                hunt_id=hunt_id, revision_id__in=rev_ids, sample__label=Label.CLEAN
+            )
+            .values("revision_id", "sample__sha256", "sample__package", "sample__original_name")
+            .order_by("sample__package", "sample__sha256")
+        )
+        for r in rows:
+            out.setdefault(int(r["revision_id"] or 0), []).append(
+                {
+                    "sha256": r["sample__sha256"],
+                    "package": r["sample__package"],
+                    "name": r["sample__original_name"],
+                    "url": f"/samples/{r['sample__sha256']}/",
+                }
+            )
+    return out
 
 
 def clean_hit_samples(hunt: RetroHunt, revision: SignatureRevision) -> list[dict[str, Any]]:
-    rows = (
-        HuntMatch.objects.filter(hunt=hunt, revision_id=revision.pk, sample__label=Label.CLEAN)
-        .values("sample__sha256", "sample__package", "sample__original_name")
-        .order_by("sample__package", "sample__sha256")
-    )
-    return [
-        {
-            "sha256": r["sample__sha256"],
-            "package": r["sample__package"],
-            "name": r["sample__original_name"],
-            "url": f"/samples/{r['sample__sha256']}/",
-        }
-        for r in rows
-    ]
+    return _clean_hits({revision.pk: hunt}).get(revision.pk, [])
 
 
-def gate_state(revision: SignatureRevision) -> dict[str, Any]:
-    """The gate verdict as data (pages show it; ``clean_corpus_gate`` enforces it).
+def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[str, Any]]:
+    """The gate verdict of each revision as data (pages show it; ``clean_corpus_gate`` and
+    ``clean_corpus_gate_many`` enforce it), in a few queries per distinct gate hunt.
 
     ``clean_apps`` is how many clean apps the hunt covered (samples labelled clean now with
     an id it covered); ``clean_min`` the minimum below which the verdict is
     ``no_clean_corpus`` rather than ``passed``.
     """
     least = min_clean_apps()
-    hunt = gate_hunt(revision)
-    if hunt is None:
-        return {
-            "gate": "not_gated",
-            "hunt": None,
-            "clean_hits": [],
-            "clean_added": 0,
-            "clean_apps": 0,
+    hunts = _gate_hunts(revisions)
+    hits = _clean_hits(hunts)
+    clean = Sample.objects.filter(label=Label.CLEAN)
+    counts: dict[int, tuple[int, int]] = {}  # hunt id -> (clean added after, clean covered)
+    for max_id, hunt_id in {(h.max_sample_id, h.pk) for h in hunts.values()}:
+        counts[hunt_id] = (
+            clean.filter(id__gt=max_id).count(),
+            clean.filter(id__lte=max_id).count(),
+        )
+    out: dict[int, dict[str, Any]] = {}
+    for r in revisions:
+        gated_by = hunts.get(r.pk)
+        if gated_by is None:
+            out[r.pk] = {
+                "gate": "not_gated",
+                "hunt": None,
+                "clean_hits": [],
+                "clean_added": 0,
+                "clean_apps": 0,
+                "clean_min": least,
+            }
+            continue
+        added, covered = counts[gated_by.pk]
+        found = hits.get(r.pk, [])
+        if added:
+            verdict = "stale"
+        elif found:
+            verdict = "clean_hits"
+        elif covered < least:
+            verdict = "no_clean_corpus"
+        else:
+            verdict = "passed"
+        out[r.pk] = {
+            "gate": verdict,
+            "hunt": gated_by.pk,
+            "clean_hits": found,
+            "clean_added": added,
+            "clean_apps": covered,
             "clean_min": least,
         }
-    added = Sample.objects.filter(label=Label.CLEAN, id__gt=hunt.max_sample_id).count()
-    covered = Sample.objects.filter(label=Label.CLEAN, id__lte=hunt.max_sample_id).count()
-    hits = clean_hit_samples(hunt, revision)
-    if added:
-        verdict = "stale"
-    elif hits:
-        verdict = "clean_hits"
-    elif covered < least:
-        verdict = "no_clean_corpus"
-    else:
-        verdict = "passed"
-    return {
-        "gate": verdict,
-        "hunt": hunt.pk,
-        "clean_hits": hits,
-        "clean_added": added,
-        "clean_apps": covered,
-        "clean_min": least,
-    }
+    return out
 
 
-def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> str | None:
-    """Refuse the approval unless the gate passed; returns the verdict the reviewer's override
-    reason was needed for (``clean_hits`` | ``no_clean_corpus``), or None."""
+def gate_state(revision: SignatureRevision) -> dict[str, Any]:
+    """``gate_states_exact`` of one revision."""
+    return gate_states_exact([revision])[revision.pk]
+
+
+def _refusal(
+    state: dict[str, Any],
+    revision: SignatureRevision,
+    override_reason: str | None,
+    *,
+    with_diff: bool = True,
+) -> ApplicationError | None:
+    """Why the gate refuses this approval, or None (one rule for one and for many)."""
     from scans.selectors import revision_review_diff
-    from threats.services import revision_clean_hits_refresh
 
-    state = gate_state(revision)
     if state["gate"] == "not_gated":
-        raise ConflictError(
+        return ConflictError(
             f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
             "run a retro-hunt of it first.",
             {"gate": "not_gated"},
         )
     if state["gate"] == "stale":
-        raise ConflictError(
+        return ConflictError(
             f"{state['clean_added']} clean sample(s) were added after retro-hunt "
             f"#{state['hunt']} started; run a new retro-hunt of revision {revision.number}.",
             {"gate": "stale", "hunt": state["hunt"], "clean_added": state["clean_added"]},
         )
     hits = state["clean_hits"]
-    revision_clean_hits_refresh(revision=revision, clean_hits=len(hits))
     if hits and not override_reason:
         names = ", ".join(h["package"] or h["sha256"][:12] for h in hits[:5])
         more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
-        raise ApplicationError(
+        return ApplicationError(
             f"Revision {revision.number} hits {len(hits)} clean app(s) ({names}{more}); "
             "approve only with an override reason.",
             {
@@ -137,12 +204,12 @@ def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) 
                 "hunt": state["hunt"],
                 "clean_hits": hits[:MAX_LISTED],
                 "clean_hit_count": len(hits),
-                "review_diff": revision_review_diff(revision),
+                "review_diff": revision_review_diff(revision) if with_diff else None,
             },
             status_code=409,
         )
     if state["gate"] == "no_clean_corpus" and not override_reason:
-        raise ConflictError(
+        return ConflictError(
             f"No clean corpus: retro-hunt #{state['hunt']} covered {state['clean_apps']} clean "
             f"app(s), fewer than the {state['clean_min']} the gate needs "
             "(GATE_MIN_CLEAN_APPS); store clean apps and hunt again, or approve only with an "
@@ -154,7 +221,42 @@ def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) 
                 "clean_min": state["clean_min"],
             },
         )
+    return None
+
+
+def _overridden(state: dict[str, Any]) -> str | None:
     return state["gate"] if state["gate"] in ("clean_hits", "no_clean_corpus") else None
+
+
+def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> str | None:
+    """Refuse the approval unless the gate passed; returns the verdict the reviewer's override
+    reason was needed for (``clean_hits`` | ``no_clean_corpus``), or None."""
+    from threats.services import revision_clean_hits_refresh
+
+    state = gate_state(revision)
+    if state["gate"] not in ("not_gated", "stale"):
+        revision_clean_hits_refresh(revision=revision, clean_hits=len(state["clean_hits"]))
+    refusal = _refusal(state, revision, override_reason)
+    if refusal is not None:
+        raise refusal
+    return _overridden(state)
+
+
+def clean_corpus_gate_many(
+    revisions: Sequence[SignatureRevision],
+) -> dict[int, ApplicationError | None]:
+    """``clean_corpus_gate`` for many revisions without an override (a bulk approve): the
+    refusal of each revision, or None; a few queries per distinct gate hunt."""
+    from threats.services import revision_clean_hits_refresh
+
+    states = gate_states_exact(revisions)
+    out: dict[int, ApplicationError | None] = {}
+    for revision in revisions:
+        state = states[revision.pk]
+        if state["gate"] not in ("not_gated", "stale"):
+            revision_clean_hits_refresh(revision=revision, clean_hits=len(state["clean_hits"]))
+        out[revision.pk] = _refusal(state, revision, None, with_diff=False)
+    return out
 
 
 # --- what pages show (registered as threats.gates.GATE_VIEWS) -------------------------------

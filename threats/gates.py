@@ -39,12 +39,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from portal.exceptions import ApplicationError
 from threats.models import SignatureRevision
 
 log = logging.getLogger(__name__)
 
 ApprovalGate = Callable[[SignatureRevision, str | None], str | None]
 APPROVAL_GATES: list[ApprovalGate] = []
+# a gate's form for many revisions at once: {revision id: its refusal, or None}
+BatchGate = Callable[[Sequence[SignatureRevision]], dict[int, ApplicationError | None]]
+BATCH_GATES: dict[ApprovalGate, BatchGate] = {}
 # Runs the gate's retro-hunt of these revision ids to the end in this process (the scans app
 # registers ``retrohunt_run_sync``); the demo seed uses it, never a request.
 GateRunner = Callable[[list[int]], object]
@@ -67,10 +71,34 @@ def run_approval_gates(revision: SignatureRevision, override_reason: str | None)
     return overridden
 
 
-def register(gate: ApprovalGate) -> None:
-    """Add ``gate`` once (``AppConfig.ready`` may run more than once in tests)."""
+def register(gate: ApprovalGate, *, many: BatchGate | None = None) -> None:
+    """Add ``gate`` once (``AppConfig.ready`` may run more than once in tests); ``many`` is
+    the same gate for many revisions at once, without an override (a bulk approve)."""
     if gate not in APPROVAL_GATES:
         APPROVAL_GATES.append(gate)
+    if many is not None:
+        BATCH_GATES[gate] = many
+
+
+def approval_refusals(
+    revisions: Sequence[SignatureRevision],
+) -> dict[int, ApplicationError | None]:
+    """Every gate's refusal of each revision (no override), or None where all let it pass:
+    batched where a gate has a batch form (``register(..., many=...)``), else one by one."""
+    out: dict[int, ApplicationError | None] = {r.pk: None for r in revisions}
+    for gate in APPROVAL_GATES:
+        waiting = [r for r in revisions if out[r.pk] is None]
+        many = BATCH_GATES.get(gate)
+        if many is not None:
+            for pk, refusal in many(waiting).items():
+                out[pk] = out[pk] or refusal
+            continue
+        for revision in waiting:
+            try:
+                gate(revision, None)
+            except ApplicationError as exc:
+                out[revision.pk] = exc
+    return out
 
 
 def register_runner(runner: GateRunner) -> None:

@@ -42,7 +42,7 @@ from portal.audit import audit_log, snapshot
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from portal.models import User
 from threats.api import signature_url
-from threats.gates import run_approval_gates, run_submit_hooks
+from threats.gates import approval_refusals, run_approval_gates, run_submit_hooks
 from threats.models import (
     Category,
     Family,
@@ -478,6 +478,24 @@ def signature_submit(
     """
     signature = _locked(signature)
     revision = _current(signature)
+    _check_submit(signature=signature, revision=revision, actor=actor)
+    before = _sig_snapshot(signature)
+    _mark_submitted(revision, timezone.now())
+    revision.full_clean()
+    revision.save()
+    if signature.status == Status.DRAFT:
+        signature.status = Status.IN_REVIEW
+        signature.save(update_fields=["status", "updated_at"])
+    _transition(signature=signature, actor=actor, action="submit", reason=reason, before=before)
+    if gate:
+        # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
+        revision_ids = [revision.pk]
+        transaction.on_commit(lambda: run_submit_hooks(revision_ids=revision_ids, actor=actor))
+    return signature
+
+
+def _check_submit(*, signature: Signature, revision: SignatureRevision, actor: User) -> None:
+    """Why this revision may not be submitted (raises), for one and for many."""
     if signature.status == Status.INVALID:
         raise ConflictError(
             "An invalid signature cannot be submitted; fix its body first.",
@@ -495,22 +513,13 @@ def signature_submit(
             f"The body no longer validates: {result.errors[0]}",
             {"errors": issues_json(result.errors)},
         )
-    before = _sig_snapshot(signature)
+
+
+def _mark_submitted(revision: SignatureRevision, now: Any) -> None:
     revision.state = RevisionState.IN_REVIEW
-    revision.submitted_at = timezone.now()
+    revision.submitted_at = now
     revision.reviewed_by = None
     revision.reviewed_at = None
-    revision.full_clean()
-    revision.save()
-    if signature.status == Status.DRAFT:
-        signature.status = Status.IN_REVIEW
-        signature.save(update_fields=["status", "updated_at"])
-    _transition(signature=signature, actor=actor, action="submit", reason=reason, before=before)
-    if gate:
-        # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
-        revision_ids = [revision.pk]
-        transaction.on_commit(lambda: run_submit_hooks(revision_ids=revision_ids, actor=actor))
-    return signature
 
 
 def _require_reviewer_of(actor: User, revision: SignatureRevision, verb: str) -> None:
@@ -535,30 +544,23 @@ def signature_approve(
     """
     signature = _locked(signature)
     revision = _current(signature)
-    if revision.state != RevisionState.IN_REVIEW:
-        raise ConflictError("Only a revision in review can be approved; submit it first.")
-    _require_reviewer_of(actor, revision, "approve")
+    _check_approve(revision=revision, actor=actor)
     override = (override_reason or "").strip()
     # what the override was needed for: clean hits, or too small a clean corpus
     overridden = run_approval_gates(revision, override or None)
     revision.refresh_from_db()  # a gate may have refreshed the clean hits
-    if revision.gated_at is None:
-        raise ConflictError(
-            f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
-            "run a retro-hunt of it first.",
-            {"gate": "not_gated"},
-        )
+    _check_gated(revision)
     before = _sig_snapshot(signature)
-    revision.state = RevisionState.APPROVED
-    revision.reviewed_by = actor
-    revision.reviewed_at = timezone.now()
-    revision.review_comment = comment
-    revision.gate_override_reason = override if overridden else ""
+    _mark_approved(
+        signature=signature,
+        revision=revision,
+        actor=actor,
+        comment=comment,
+        override=override if overridden else "",
+        now=timezone.now(),
+    )
     revision.full_clean()
     revision.save()
-    signature.deployed_revision = revision
-    signature.status = Status.DEPLOYED
-    signature.status_reason = ""
     signature.save(update_fields=["deployed_revision", "status", "status_reason", "updated_at"])
     _transition(signature=signature, actor=actor, action="approve", reason=comment, before=before)
     if revision.gate_override_reason:
@@ -574,6 +576,121 @@ def signature_approve(
             reason=revision.gate_override_reason,
         )
     return signature
+
+
+def _check_approve(*, revision: SignatureRevision, actor: User) -> None:
+    """Why this revision may not be approved by ``actor`` (raises), for one and for many."""
+    if revision.state != RevisionState.IN_REVIEW:
+        raise ConflictError("Only a revision in review can be approved; submit it first.")
+    _require_reviewer_of(actor, revision, "approve")
+
+
+def _check_gated(revision: SignatureRevision) -> None:
+    """Refuse a revision never gated, even if no gate is registered."""
+    if revision.gated_at is None:
+        raise ConflictError(
+            f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
+            "run a retro-hunt of it first.",
+            {"gate": "not_gated"},
+        )
+
+
+def _mark_approved(
+    *,
+    signature: Signature,
+    revision: SignatureRevision,
+    actor: User,
+    comment: str,
+    override: str,
+    now: Any,
+) -> None:
+    revision.state = RevisionState.APPROVED
+    revision.reviewed_by = actor
+    revision.reviewed_at = now
+    revision.review_comment = comment
+    revision.gate_override_reason = override
+    signature.deployed_revision = revision
+    signature.status = Status.DEPLOYED
+    signature.status_reason = ""
+
+
+def signatures_approve(*, actor: User, ids: Sequence[int], comment: str = "") -> BulkResult:
+    """Approve many signatures' revisions in review under the rules of ``signature_approve``
+    (``_check_approve``, the registered gates through ``threats.gates.approval_refusals``,
+    ``_check_gated``) without an override: a revision the gate refuses (clean hits, no
+    clean corpus, not gated, stale) is reported with the gate's sentence and the others go
+    on; overriding stays one signature at a time, with a written reason.
+
+    Feed-sized like ``signatures_submit``: a transaction per 500, gates evaluated for the
+    batch in a few queries, ``bulk_update``, one audit row each.
+    """
+    result = BulkResult()
+    unique = list(dict.fromkeys(int(i) for i in ids))
+    for start in range(0, len(unique), _BULK_BATCH):
+        _approve_batch(
+            actor=actor, ids=unique[start : start + _BULK_BATCH], comment=comment, result=result
+        )
+    return result
+
+
+@transaction.atomic
+def _approve_batch(*, actor: User, ids: list[int], comment: str, result: BulkResult) -> None:
+    found = {
+        s.pk: s
+        for s in Signature.objects.select_for_update()
+        .filter(pk__in=ids)
+        .select_related("current_revision")
+    }
+    waiting: list[tuple[Signature, SignatureRevision]] = []
+    for pk in ids:
+        sig = found.get(pk)
+        if sig is None:
+            result.failed.append({"id": pk, "message": "No such signature."})
+            continue
+        try:
+            revision = _current(sig)
+            _check_approve(revision=revision, actor=actor)
+        except ApplicationError as exc:
+            result.failed.append({"id": pk, "message": exc.message})
+            continue
+        waiting.append((sig, revision))
+    refusals = approval_refusals([r for _, r in waiting])
+    now = timezone.now()
+    approved: list[tuple[Signature, SignatureRevision, dict[str, Any]]] = []
+    for sig, revision in waiting:
+        try:
+            refusal = refusals.get(revision.pk)
+            if refusal is not None:
+                raise refusal
+            _check_gated(revision)
+        except ApplicationError as exc:
+            result.failed.append({"id": sig.pk, "message": exc.message})
+            continue
+        before = _sig_snapshot(sig)
+        _mark_approved(
+            signature=sig, revision=revision, actor=actor, comment=comment, override="", now=now
+        )
+        revision.updated_at = sig.updated_at = now
+        revision.clean_fields(exclude=_REVISION_FKS)
+        approved.append((sig, revision, before))
+        result.succeeded.append(sig.pk)
+    SignatureRevision.objects.bulk_update(
+        [r for _, r, _ in approved],
+        [
+            "state",
+            "reviewed_by",
+            "reviewed_at",
+            "review_comment",
+            "gate_override_reason",
+            "updated_at",
+        ],
+    )
+    Signature.objects.bulk_update(
+        [s for s, _, _ in approved],
+        ["deployed_revision", "status", "status_reason", "updated_at"],
+    )
+    for sig, _, before in approved:
+        _transition(signature=sig, actor=actor, action="approve", reason=comment, before=before)
 
 
 # --- the clean-corpus gate and hit statistics (written by the scans app) -----------------
@@ -734,6 +851,8 @@ def signature_bulk_action(
         _need_reason(reason, action)
     if action == "submit":
         return signatures_submit(actor=actor, ids=ids, reason=reason)
+    if action == "approve":
+        return signatures_approve(actor=actor, ids=ids, comment=reason)
     result = BulkResult()
     unique = list(dict.fromkeys(int(i) for i in ids))
     found = Signature.objects.in_bulk(unique)
@@ -743,9 +862,7 @@ def signature_bulk_action(
             result.failed.append({"id": pk, "message": "No such signature."})
             continue
         try:
-            if action == "approve":
-                signature_approve(signature=sig, actor=actor, comment=reason)
-            elif action == "reject":
+            if action == "reject":
                 signature_reject(signature=sig, actor=actor, reason=reason)
             elif action == "noisy":
                 signature_mark_noisy(signature=sig, actor=actor, reason=reason)
@@ -758,31 +875,73 @@ def signature_bulk_action(
     return result
 
 
+_BULK_BATCH = 500
+# foreign keys a bulk write leaves to the database (one query each in ``full_clean``)
+_REVISION_FKS = ["signature", "family", "author", "last_editor", "reviewed_by"]
+
+
 def signatures_submit(*, actor: User, ids: Sequence[int], reason: str = "") -> BulkResult:
-    """Submit many signatures, each under the rules of ``signature_submit`` and in its own
-    transaction, then start ONE gate hunt over every revision submitted (a bulk submit, an
-    import with ``--submit``): a feed of 10,000 hashes makes one hunt, not 10,000."""
+    """Submit many signatures under the rules of ``signature_submit`` (``_check_submit``: a
+    refused one is reported and the others go on), then start ONE gate hunt over every
+    revision submitted (a bulk submit, an import with ``--submit``): a feed of 10,000 hashes
+    makes one hunt, not 10,000.
+
+    Feed-sized: a transaction per 500 signatures, locked and read with one query, written
+    with ``bulk_update`` (field checks in Python, foreign keys and constraints by the
+    database), one audit row each as for one submission.
+    """
     result = BulkResult()
     unique = list(dict.fromkeys(int(i) for i in ids))
-    found = Signature.objects.in_bulk(unique)
     submitted: list[int] = []
-    for pk in unique:
+    for start in range(0, len(unique), _BULK_BATCH):
+        batch = unique[start : start + _BULK_BATCH]
+        submitted += _submit_batch(actor=actor, ids=batch, reason=reason, result=result)
+    if submitted:
+        # after the caller's transaction, if any (each batch above committed its own)
+        transaction.on_commit(lambda: run_submit_hooks(revision_ids=submitted, actor=actor))
+    return result
+
+
+@transaction.atomic
+def _submit_batch(*, actor: User, ids: list[int], reason: str, result: BulkResult) -> list[int]:
+    found = {
+        s.pk: s
+        for s in Signature.objects.select_for_update()
+        .filter(pk__in=ids)
+        .select_related("current_revision")
+    }
+    now = timezone.now()
+    revisions: list[SignatureRevision] = []
+    drafts: list[Signature] = []
+    audits: list[tuple[Signature, dict[str, Any]]] = []
+    for pk in ids:
         sig = found.get(pk)
         if sig is None:
             result.failed.append({"id": pk, "message": "No such signature."})
             continue
         try:
-            sig = signature_submit(signature=sig, actor=actor, reason=reason, gate=False)
+            revision = _current(sig)
+            _check_submit(signature=sig, revision=revision, actor=actor)
         except ApplicationError as exc:
             result.failed.append({"id": pk, "message": exc.message})
             continue
+        audits.append((sig, _sig_snapshot(sig)))
+        _mark_submitted(revision, now)
+        revision.updated_at = now
+        revision.clean_fields(exclude=_REVISION_FKS)
+        revisions.append(revision)
+        if sig.status == Status.DRAFT:
+            sig.status = Status.IN_REVIEW
+            sig.updated_at = now
+            drafts.append(sig)
         result.succeeded.append(pk)
-        if sig.current_revision_id is not None:
-            submitted.append(sig.current_revision_id)
-    if submitted:
-        # after the caller's transaction, if any (each submission above committed its own)
-        transaction.on_commit(lambda: run_submit_hooks(revision_ids=submitted, actor=actor))
-    return result
+    SignatureRevision.objects.bulk_update(
+        revisions, ["state", "submitted_at", "reviewed_by", "reviewed_at", "updated_at"]
+    )
+    Signature.objects.bulk_update(drafts, ["status", "updated_at"])
+    for sig, before in audits:
+        _transition(signature=sig, actor=actor, action="submit", reason=reason, before=before)
+    return [r.pk for r in revisions]
 
 
 # --- import ----------------------------------------------------------------------------------
