@@ -253,3 +253,26 @@ def test_feature_keys_never_miss_a_match_of_the_engine_over_the_corpus(corpus: P
         checked += 1
     assert checked >= 30
     assert matched >= 200
+
+
+def test_the_import_api_with_submit_submits_the_feed_with_one_gate_hunt(
+    researcher, api, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    make_family(name="Joker")
+    feed = tmp_path / "feed.csv"
+    feed.write_text(
+        "kind,body,family\n"
+        + "".join(f"hash,{i:064x},Joker\n" for i in range(1, 4))
+        + "indicator,evil-feed.example,Joker\n"
+    )
+    with feed.open("rb") as fh, django_capture_on_commit_callbacks(execute=True):
+        response = api(researcher).post(
+            "/api/v1/signatures/import/", {"files": [fh], "submit": "true"}, format="multipart"
+        )
+    assert response.status_code == 200, response.content
+    assert (response.json()["imported"], response.json()["submitted"]) == (4, 4)
+    assert response.json()["submit_failed"] == []
+    assert set(Signature.objects.values_list("status", flat=True)) == {Status.IN_REVIEW}
+    assert RetroHunt.objects.count() == 1
+    # no sample stored: the hunt finished at once and each revision has its result
+    assert SignatureRevision.objects.filter(gated_at__isnull=False).count() == 4
