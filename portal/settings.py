@@ -140,7 +140,7 @@ CACHES = {
         "BACKEND": "portal.cache.PersistentDiskCache",
         "LOCATION": str(VAR_DIR / "cache"),
         "TIMEOUT": 300,
-        "SHARDS": 4,
+        "SHARDS": 16,  # one SQLite file each: concurrent writers rarely wait on one another
         "DATABASE_TIMEOUT": 1.0,
         "OPTIONS": {"size_limit": 2**30},
     },
@@ -347,6 +347,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"queue": "publish"},
     },
     # one row per release per day: the devices page draws adoption over time from these
+    # the automatic-halt rules, also checked soon after each report batch with detections
+    "check-auto-halt": {
+        "task": "releases.check_auto_halt",
+        "schedule": 300.0,
+        "options": {"queue": "default"},
+    },
     "snapshot-release-adoption": {
         "task": "releases.snapshot_adoption",
         "schedule": 3600.0,
@@ -377,6 +383,15 @@ RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", defau
 # roll-ups remain.
 DEVICE_REPORT_RATE = env.str("DEVICE_REPORT_RATE", default="60/hour")
 DEVICE_REPORT_RETENTION_DAYS = env.int("DEVICE_REPORT_RETENTION_DAYS", default=30)
+# Automatic halts (releases/halts.py): within the last AUTO_HALT_WINDOW_MINUTES, a signature
+# new in the current release reported on a clean app, or one app detected by more than
+# AUTO_HALT_APP_SHARE of a cohort's reporting devices (once at least AUTO_HALT_MIN_DEVICES
+# of them reported), halts the release and alerts every reviewer.
+AUTO_HALT_WINDOW_MINUTES = env.int("AUTO_HALT_WINDOW_MINUTES", default=60)
+AUTO_HALT_APP_SHARE = env.float("AUTO_HALT_APP_SHARE", default=0.05)
+AUTO_HALT_MIN_DEVICES = env.int("AUTO_HALT_MIN_DEVICES", default=20)
+# reports are checked this long after they arrive (one check per such delay, fleet-wide)
+AUTO_HALT_DELAY_SECONDS = env.int("AUTO_HALT_DELAY_SECONDS", default=10)
 DEVICE_ENROLLMENT_KEY = env.str("DEVICE_ENROLLMENT_KEY", default="") or _var_secret(
     "device_enrollment_key"
 )

@@ -23,6 +23,11 @@ urlpatterns = [
     ),
     path("releases/<id:number>/halt/", apis.ReleaseHaltApi.as_view(), name="release-halt-api"),
     path(
+        "releases/<id:number>/kill-switch/",
+        apis.ReleaseKillSwitchApi.as_view(),
+        name="release-kill-switch-api",
+    ),
+    path(
         "releases/<id:number>/detections/",
         apis_reports.ReleaseDetectionsApi.as_view(),
         name="release-detections-api",

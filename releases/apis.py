@@ -29,7 +29,8 @@ from portal.params import parse_int
 from portal.permissions import require_perms
 from portal.schema import ApiErrorSerializer
 from releases.authentication import DevicePrincipal, DeviceTokenAuthentication, IsDevice
-from releases.models import Channel, Release
+from releases.halts import auto_halts_by_release, release_kill_switch
+from releases.models import AutoHalt, Channel, Release
 from releases.selectors import release_adoption, release_diff
 from releases.services import (
     device_register,
@@ -238,13 +239,38 @@ _ADOPTION = inline_serializer(
 )
 
 
+class AutoHaltSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AutoHalt
+        fields = [
+            "rule",
+            "signature_id",
+            "revision",
+            "app_sha256",
+            "package",
+            "cert_sha256",
+            "cohort",
+            "devices",
+            "reporting",
+            "reason",
+            "created_at",
+            "resolved_by_release",
+        ]
+
+
 class ReleaseDetailSerializer(ReleaseOutputSerializer):
     files = serializers.SerializerMethodField()
     diff = serializers.SerializerMethodField()
     adoption = serializers.SerializerMethodField()
+    auto_halts = serializers.SerializerMethodField()
 
     class Meta(ReleaseOutputSerializer.Meta):
-        fields = [*ReleaseOutputSerializer.Meta.fields, "files", "diff", "adoption"]
+        fields = [*ReleaseOutputSerializer.Meta.fields, "files", "diff", "adoption", "auto_halts"]
+
+    @extend_schema_field(AutoHaltSerializer(many=True))
+    def get_auto_halts(self, obj: Release) -> list[dict[str, Any]]:
+        halts = auto_halts_by_release([obj.number]).get(obj.number, [])
+        return list(AutoHaltSerializer(halts, many=True).data)
 
     @extend_schema_field(_FILE(many=True))
     def get_files(self, obj: Release) -> list[dict[str, Any]]:
@@ -390,3 +416,44 @@ class ReleaseHaltApi(APIView):
             reason=data.validated_data["reason"],
         )
         return Response(ReleaseOutputSerializer(release).data)
+
+
+class ReleaseKillSwitchApi(APIView):
+    permission_classes = [_CAN_PUBLISH]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReleaseKillSwitchInput"
+
+        signature_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            202: ReleaseOutputSerializer,
+            400: ApiErrorSerializer,
+            403: ApiErrorSerializer,
+            404: OpenApiResponse(
+                ApiErrorSerializer, description="No automatic halt of this release names it"
+            ),
+            409: OpenApiResponse(
+                ApiErrorSerializer,
+                description="Used already, the signature is not deployed, or a release is "
+                "still being built",
+            ),
+            429: OpenApiResponse(
+                ApiErrorSerializer, description="Published too often; see Retry-After"
+            ),
+        },
+        summary="The automatic halt's kill switch: mark the signature noisy, publish an urgent "
+        "release",
+    )
+    def post(self, request: Request, number: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = release_kill_switch(
+            number=number,
+            signature_id=data.validated_data["signature_id"],
+            by=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ReleaseOutputSerializer(release).data, status=status.HTTP_202_ACCEPTED)

@@ -235,3 +235,37 @@ class DetectionRollupDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.reports} reports in {self.rows} rows"
+
+
+class HaltRule(models.TextChoices):
+    CLEAN_APP = "clean_app", "A new signature fired on a clean app"
+    APP_SHARE = "app_share", "One app drew detections from too many devices"
+
+
+class AutoHalt(models.Model):
+    """Why the portal halted a release on its own, and the kill switch it proposes: the
+    signature marked noisy, in an urgent release (``releases.halts``)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="auto_halts")
+    rule = models.CharField(max_length=16, choices=HaltRule.choices)
+    signature_id = models.PositiveBigIntegerField()
+    revision = models.PositiveIntegerField()
+    app_sha256 = models.CharField(max_length=64)
+    package = models.CharField(max_length=255, blank=True)
+    cert_sha256 = models.CharField(max_length=64, blank=True)
+    cohort = models.CharField(max_length=8, blank=True)
+    devices = models.PositiveIntegerField(default=0)  # devices that reported it in the window
+    reporting = models.PositiveIntegerField(default=0)  # devices of the cohort that reported
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # set when a reviewer used the proposed kill switch: the urgent release it published
+    resolved_by_release = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "signature_id"], name="auto_halt_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"release {self.release_id}: {self.rule} on signature {self.signature_id}"

@@ -415,7 +415,14 @@ def release_rollout(*, number: int, percent: int, by: User) -> Release:
 @transaction.atomic
 def release_halt(*, number: int, by: User, reason: str = "") -> Release:
     _require(by, "releases.rollout_release", "halt a release")
-    release = _release_for_update(number)
+    return release_halt_locked(_release_for_update(number), by=by, reason=reason)
+
+
+def release_halt_locked(
+    release: Release, *, by: User | None, reason: str, action: str = "release.halt"
+) -> Release:
+    """Halt a release already locked in the caller's transaction (a person's halt, or the
+    portal's own: ``releases.halts``); the signed rollout says so at once."""
     if release.halted:
         return release
     release.halted = True
@@ -424,7 +431,7 @@ def release_halt(*, number: int, by: User, reason: str = "") -> Release:
     _sign_rollout(release)
     audit_log(
         actor=by,
-        action="release.halt",
+        action=action,
         obj=release,
         before={"halted": False},
         after={"halted": True},

@@ -64,3 +64,12 @@ def rollup_detection_reports() -> dict[str, int]:
         "reports_deleted": done.reports_deleted,
         "batches_deleted": done.batches_deleted,
     }
+
+
+@shared_task(name="releases.check_auto_halt")
+def check_auto_halt() -> int | None:
+    """Halt the current release if phones' reports say it hurts (releases.halts)."""
+    from releases.halts import auto_halt_check
+
+    halt = auto_halt_check()
+    return halt.pk if halt is not None else None

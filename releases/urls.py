@@ -11,5 +11,10 @@ urlpatterns = [
     path("releases/publish/", views.release_publish_view, name="release-publish"),
     path("releases/<id:number>/", views.release_detail_view, name="release-detail"),
     path("releases/<id:number>/rollout/", views.release_rollout_view, name="release-rollout"),
+    path(
+        "releases/<id:number>/kill-switch/",
+        views.release_kill_switch_view,
+        name="release-kill-switch",
+    ),
     path("devices/", views.device_list_view, name="device-list"),
 ]

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.exceptions import ApplicationError
 from portal.models import User
 from portal.params import parse_int
+from releases.halts import auto_halts_by_release, auto_halts_for_signature, release_kill_switch
 from releases.models import Release
 from releases.selectors import adoption_history, device_counts, release_adoption, release_diff
 from releases.selectors_reports import release_detections, signature_detections
@@ -60,6 +61,7 @@ def release_detail_view(request: HttpRequest, number: int) -> HttpResponse:
         "adoption": release_adoption(number),
         # what phones report: adoption and detections per signature (docs/privacy.md)
         "detections": release_detections(number=number),
+        "auto_halts": auto_halts_by_release([number]).get(number, []),
     }
     return render(request, "releases/release_detail.html", context)
 
@@ -80,6 +82,25 @@ def release_rollout_view(request: HttpRequest, number: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("releases:release-detail", number=number)
+
+
+@require_POST
+@permission_required("releases.publish_release", raise_exception=True)
+def release_kill_switch_view(request: HttpRequest, number: int) -> HttpResponse:
+    """The automatic halt's proposal: the signature marked noisy, in an urgent release."""
+    try:
+        signature_id = parse_int(
+            request.POST.get("signature_id", ""), field="signature_id", lowest=1, highest=2**63 - 1
+        )
+        release = release_kill_switch(number=number, signature_id=signature_id, by=_user(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("releases:release-detail", number=number)
+    messages.success(
+        request,
+        f"Signature {signature_id} is noisy; urgent release {release.number} is being built.",
+    )
+    return redirect("releases:release-detail", number=release.number)
 
 
 @require_GET
@@ -133,4 +154,29 @@ def signature_detections_panel(*, signature_id: int, user: Any) -> SignaturePane
             for app in found.apps
         ),
         empty="No phone has reported this signature.",
+    )
+
+
+def signature_auto_halts_panel(*, signature_id: int, user: Any) -> SignaturePanel | None:
+    """The signature page's "Automatic halts" section: releases halted because of it."""
+    if not user.has_perm("releases.view_release"):
+        return None
+    halts = auto_halts_for_signature(signature_id)
+    if not halts:
+        return None
+    return SignaturePanel(
+        key="auto-halts",
+        title="Automatic halts",
+        facts=(("Releases halted", str(len(halts))),),
+        columns=("Release", "When", "Why", "Kill switch"),
+        rows=tuple(
+            (
+                f"release {h.release.number}",
+                _when(h.created_at),
+                h.reason,
+                f"release {h.resolved_by_release}" if h.resolved_by_release else "proposed",
+            )
+            for h in halts
+        ),
+        empty="",
     )

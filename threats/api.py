@@ -317,3 +317,19 @@ __all__ = [
     "signature_url",
     "ungated_shipping",
 ]
+
+
+def signature_quiet(*, signature_id: int, actor: Any, reason: str) -> bool:
+    """Mark a deployed signature noisy (the kill switch for a false positive): it keeps shipping
+    but never scores. True when it was marked now, False when it was noisy already. Refusals
+    (no reviewer, not deployed, no such signature) raise the usual application errors."""
+    from portal.exceptions import NotFoundError
+    from threats.services import signature_mark_noisy
+
+    signature = Signature.objects.filter(pk=signature_id).first()
+    if signature is None:
+        raise NotFoundError(f"There is no signature {signature_id}.")
+    if signature.status == Status.NOISY:
+        return False
+    signature_mark_noisy(signature=signature, actor=actor, reason=reason)
+    return True
