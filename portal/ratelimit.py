@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.filebased import FileBasedCache
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -19,19 +20,25 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), seconds
 
 
-def counter_add(key: str, *, timeout: int) -> int:
-    """Add one to the counter ``key`` (created at 0 if missing), kept ``timeout`` seconds from
-    now; returns the new value. ``incr`` is atomic on Redis and local memory: of concurrent
-    callers, exactly one sees each value."""
+def counter_add(key: str, *, timeout: int, refresh: bool = True) -> int:
+    """Add one to the counter ``key`` (created at 1 if missing); returns the new value.
+    ``incr`` is atomic on Redis, diskcache and local memory: of concurrent callers, exactly
+    one sees each value.
+
+    With ``refresh`` the counter is kept ``timeout`` seconds from now (a streak that lasts
+    while it grows: the log-in lockouts); without, from its creation (a fixed window), which
+    costs one write in the common case: the device update check counts here at fleet rates,
+    and on the embedded cache every write takes a SQLite lock."""
     for _ in range(3):
-        cache.add(key, 0, timeout=timeout)
         try:
             value = int(cache.incr(key))
-        except ValueError:  # expired between add and incr: add it again
-            continue
-        # Redis and local memory keep a key's expiry on incr, the file cache resets it to the
-        # default timeout: touching gives every backend the same expiry.
-        cache.touch(key, timeout)
+        except ValueError:  # missing (first hit of the window, or expired): create it
+            if cache.add(key, 1, timeout=timeout):
+                return 1
+            continue  # another process created it meanwhile: count on it
+        if refresh or isinstance(caches["default"], FileBasedCache):
+            # (the file cache rewrites the key with the default timeout on incr)
+            cache.touch(key, timeout)
         return value
     cache.set(key, 1, timeout=timeout)
     return 1
@@ -44,7 +51,7 @@ def rate_hit(key: str, *, rate: str) -> int | None:
     to know when the window started."""
     limit, window = parse_rate(rate)
     now = int(time.time())
-    hits = counter_add(f"rl:{key}:{now // window}", timeout=window)
+    hits = counter_add(f"rl:{key}:{now // window}", timeout=window, refresh=False)
     if hits <= limit:
         return None
     return max(1, window - now % window)

@@ -482,9 +482,20 @@ class UpdateRepository:
             expires=self._expiry(expiry),
             snapshot_meta=_meta_file(snapshot_version, snapshot_bytes),
         )
-        _write_atomic(
-            self.metadata_dir / "timestamp.json", self._sign(Metadata(timestamp), "timestamp")
-        )
+        path = self.metadata_dir / "timestamp.json"
+        try:
+            before = path.stat().st_mtime
+        except FileNotFoundError:
+            before = 0.0
+        _write_atomic(path, self._sign(Metadata(timestamp), "timestamp"))
+        # Static servers derive the ETag from the modification time in whole seconds and the
+        # size (nginx: "<mtime hex>-<size hex>"), and a re-signed timestamp keeps its size: a
+        # halt signed within the second of a publish would be answered 304. Each new
+        # timestamp.json is therefore dated at least one whole second after the one before.
+        after = path.stat().st_mtime
+        if int(after) <= int(before):
+            when = float(int(before) + 1)
+            os.utime(path, (when, when))
         return version
 
     def refresh_timestamp(

@@ -184,3 +184,14 @@ def test_repository_and_client_import_without_django() -> None:
     )
     repo_root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo_root, check=False).returncode == 0
+
+
+def test_each_timestamp_is_dated_a_whole_second_after_the_last(repo: UpdateRepository) -> None:
+    # static servers (nginx) make ETags from the whole-second mtime and the size; a re-signed
+    # timestamp.json has the same size, so two signings in one second must still differ
+    path = repo.metadata_dir / "timestamp.json"
+    seconds = []
+    for _ in range(3):
+        repo.refresh_timestamp()
+        seconds.append(int(path.stat().st_mtime))
+    assert seconds[0] < seconds[1] < seconds[2]
