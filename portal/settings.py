@@ -372,6 +372,9 @@ RELEASE_REPO_DIR = Path(env.str("RELEASE_REPO_DIR", default=str(VAR_DIR / "updat
 # a path) first, then <TUF_KEYS_DIR>/<role>.pem; `tuf_keys init` writes development keys here.
 TUF_KEYS_DIR = Path(env.str("TUF_KEYS_DIR", default=str(VAR_DIR / "tuf-keys")))
 RELEASE_DELTA_RETENTION = env.int("RELEASE_DELTA_RETENTION", default=30)
+# only the newest few releases keep their deltas listed in targets.json (older full bundles
+# stay listed for the retention window): each listed target costs every phone bytes per change
+RELEASE_DELTA_LISTED_RELEASES = env.int("RELEASE_DELTA_LISTED_RELEASES", default=3)
 RELEASE_INITIAL_ROLLOUT_PERCENT = env.int("RELEASE_INITIAL_ROLLOUT_PERCENT", default=100)
 # Publishes per reviewer (every interface); more get 429 with Retry-After. While a release is
 # building another publish gets 409; a build not finished this long after publish is sent again.

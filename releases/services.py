@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from engine.codec import State, build_delta, state_file_bytes
@@ -281,8 +282,17 @@ def _build_locked(number: int, started: float) -> Release:
             )
         )
     # targets of releases that fell out of the retention window leave targets.json (their
-    # files stay on disk for devices mid-download)
-    stale = list(ReleaseFile.objects.filter(listed=True, release__number__lte=number - retention))
+    # files stay on disk for devices mid-download); so do the deltas of all but the newest
+    # few releases: a device is offered the newest release it may have (or, when that one is
+    # halted or rolling out, one just before), and every phone downloads targets.json after
+    # each publish, rollout change and halt, so each listed delta costs the whole fleet
+    keep_deltas = settings.RELEASE_DELTA_LISTED_RELEASES
+    stale = list(
+        ReleaseFile.objects.filter(listed=True).filter(
+            Q(release__number__lte=number - retention)
+            | Q(kind=FileKind.DELTA, release__number__lte=number - keep_deltas)
+        )
+    )
     # workers on other machines read the release from shared storage (releases/bundles.py)
     bundle_store(files[0].data)
     repo.add_targets(

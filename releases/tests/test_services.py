@@ -199,6 +199,29 @@ def test_deltas_only_from_retained_releases(update_repo, signatures, reviewer, s
 
 
 @pytest.mark.django_db
+def test_only_the_newest_releases_keep_their_deltas_listed(
+    update_repo, signatures, reviewer, settings
+):
+    settings.RELEASE_DELTA_LISTED_RELEASES = 2
+    for _ in range(5):
+        signatures.deploy()
+        publish(reviewer)
+    listed = set(update_repo.target_files())
+    # every phone downloads targets.json after each change: old deltas leave it...
+    assert {t for t in listed if t.startswith("delta-")} == {
+        "delta-4-5.bin",
+        "delta-3-5.bin",
+        "delta-2-5.bin",
+        "delta-1-5.bin",
+        "delta-3-4.bin",
+        "delta-2-4.bin",
+        "delta-1-4.bin",
+    }
+    # ...while full bundles stay for the retention window
+    assert {f"full-{n}.bin" for n in range(1, 6)} <= listed
+
+
+@pytest.mark.django_db
 def test_a_release_ships_the_reviewed_severity_not_a_pending_downgrade(
     update_repo: UpdateRepository, researcher, reviewer
 ) -> None:
