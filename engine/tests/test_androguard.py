@@ -404,6 +404,7 @@ def test_which_rules_read_bytes(condition: str, reads: bool) -> None:
     assert body is not None
     assert reads_bytes(compiled_source(body)[0]) is reads
     with_strings = YARA.validate('rule s { strings: $a = "x" condition: $a }').body
+    assert with_strings is not None
     assert reads_bytes(with_strings) is True
 
 
