@@ -17,7 +17,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from releases.models import Channel, Device
-from releases.services import device_token_cache_key, token_hash
+from releases.services import DEVICE_TOKEN_FIELDS, device_token_cache_key, token_hash
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class DeviceTokenAuthentication(authentication.TokenAuthentication):
 # entry is written at registration and on a miss, and deleted by every service that revokes
 # or deletes a device (``releases.services.device_token_forget``). Unknown tokens are cached
 # briefly too, so guessing tokens does not turn into database load.
-_FIELDS = ("pk", "device_id", "rollout_bucket", "channel", "engine_version", "installed_release")
+_FIELDS = DEVICE_TOKEN_FIELDS
 _UNKNOWN_SECONDS = 60
 
 

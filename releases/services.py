@@ -461,6 +461,27 @@ def device_token_cache_key(key_hash: str) -> str:
     return f"device-token:{key_hash}"
 
 
+# what the device endpoints need of a device, cached by token hash (releases.authentication)
+DEVICE_TOKEN_FIELDS = (
+    "pk",
+    "device_id",
+    "rollout_bucket",
+    "channel",
+    "engine_version",
+    "installed_release",
+)
+
+
+def device_token_remember(device: Device) -> None:
+    """Cache the device's entry, so that even its first update check needs no query."""
+    entry = {name: getattr(device, name) for name in DEVICE_TOKEN_FIELDS}
+    cache.set(
+        device_token_cache_key(device.token_hash),
+        entry,
+        timeout=settings.DEVICE_TOKEN_CACHE_SECONDS,
+    )
+
+
 def device_token_forget(device: Device) -> None:
     """Drop the device's cached token entry (``releases.authentication.cached_device``): call
     on every revocation, deletion or change of what the entry holds."""
@@ -513,6 +534,7 @@ def device_register(
     )
     device.full_clean()
     device.save()
+    transaction.on_commit(lambda: device_token_remember(device))
     audit_log(
         actor=None,
         action="device.register",
