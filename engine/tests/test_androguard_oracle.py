@@ -67,6 +67,7 @@ _DN_NAMES = {
     "email_address": "emailAddress",
     "serial_number": "serialNumber",
 }
+ANDROID_NAME = "{http://schemas.android.com/apk/res/android}name"
 _URL = re.compile(r"\b(?:https?|ftp|wss?)://[^\s\"'<>\\^`{|}]+", re.IGNORECASE)
 
 
@@ -112,6 +113,17 @@ def androguard_facts(path: Path) -> dict[str, Any] | None:
         urls = {m.group(0).rstrip(".,;:!?)]}'\"") for s in strings for m in _URL.finditer(s)}
         certs = apk.get_certificates()
         label = apk.get_app_name() or ""
+        # androguard lists <uses-permission-sdk-23> apart; we count them as requested (they
+        # are: on Android 6 and later), a difference docs/signatures.md names
+        sdk23 = [
+            e.get(ANDROID_NAME)
+            for tag in ("uses-permission-sdk-23", "uses-permission-sdk-m")
+            for e in apk.get_android_manifest_xml().iter(tag)
+            if e.get(ANDROID_NAME)
+        ]
+        # androguard.c: permissions then new_permissions, counted apart (one may be both)
+        requested = list(dict.fromkeys([*apk.get_permissions(), *sdk23]))
+        permissions = requested + list(apk.get_declared_permissions())
         return {
             "package_name": [apk.get_package()],
             "app_name": [label] if label and not label.startswith("@") else [],
@@ -122,7 +134,7 @@ def androguard_facts(path: Path) -> dict[str, Any] | None:
             "receiver": apk.get_receivers(),
             "filter": filters,
             "url": sorted(urls),
-            "permission": apk.get_permissions() + apk.get_declared_permissions(),
+            "permission": permissions,
             "certificate.sha1": [c.sha1.hex() for c in certs],
             "certificate.issuer": [_dn(c.issuer) for c in certs],
             "certificate.subject": [_dn(c.subject) for c in certs],
@@ -134,7 +146,12 @@ def androguard_facts(path: Path) -> dict[str, Any] | None:
                 c["tbs_certificate"]["validity"]["not_after"].native.strftime("%Y-%m-%dT%H:%M:%SZ")
                 for c in certs
             ],
-            "min_sdk": _int(apk.get_min_sdk_version()),
+            "integers": {
+                "min_sdk": _int(apk.get_min_sdk_version()),
+                "max_sdk": _int(apk.get_max_sdk_version()),
+                "target_sdk": _int(apk.get_target_sdk_version()),
+                "permissions_number": len(permissions),
+            },
         }
     except Exception:
         return None  # androguard cannot read it (test_oracle_androguard covers these files)
@@ -261,3 +278,11 @@ def test_every_corpus_call_gives_androguards_answer_on_every_corpus_apk(
         "androguard.permission",
         "androguard.receiver",
     }
+
+
+def test_the_integers_are_androguards(apks: dict[str, dict[str, Any]]) -> None:
+    from engine.androguard import INTEGERS, facts
+
+    for name, reference in apks.items():
+        ours = facts(analyze_with_content(CORPUS / "apks" / name)[0])
+        assert {k: ours[k] for k in INTEGERS} == reference["integers"], name
