@@ -2,9 +2,9 @@
 
 The body is the rule's source text. A body holds exactly one rule that is not ``private``;
 ``private`` (and ``private global``) helper rules it needs may come with it, so that the body
-compiles on its own. ``include`` is not allowed (a body cannot reach files); imports of
-modules that yara-x lacks (Koodous' ``androguard``, ``droidbox``, the old ``file`` module)
-make the body invalid.
+compiles on its own. ``include`` is not allowed (a body cannot reach files). Koodous'
+``androguard`` module is rewritten (``compiled_source``, ``engine.androguard``); imports of
+modules that yara-x lacks (``droidbox``, the old ``file`` module) make the body invalid.
 
 App facts as yara-x globals
 ---------------------------
@@ -25,6 +25,8 @@ Conditions can use one structure global, ``android``, set before every scan:
 ``android.file_kind``       string    what this scan looks at: "apk", "dex" or "manifest"
 ``android.file_name``       string    the DEX entry name ("classes2.dex"), the manifest
                                       entry name, or "" for the whole file
+``android.androguard``      struct    the facts Koodous' androguard calls are rewritten to
+                                      (``engine.androguard``)
 ==========================  ========  =====================================================
 
 yara-x cannot hold an empty array, so an app without permissions (or certificates) has a
