@@ -48,11 +48,60 @@ def audit_log(
     after: Mapping[str, Any] | None = None,
     reason: str = "",
 ) -> AuditEntry:
+    entry = _entry(
+        actor=actor,
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    entry.full_clean()
+    entry.save()
+    return entry
+
+
+def audit_log_many(
+    *,
+    actor: User | None,
+    action: str,
+    rows: Iterable[tuple[models.Model, Mapping[str, Any] | None, Mapping[str, Any] | None, str]],
+) -> int:
+    """``audit_log`` of one action on many objects (a bulk action): the same row for each
+    ``(obj, before, after, reason)``, written together. Returns how many."""
+    entries = []
+    for obj, before, after, reason in rows:
+        entry = _entry(
+            actor=actor, action=action, obj=obj, before=before, after=after, reason=reason
+        )
+        entry.full_clean(exclude=["actor"])  # one actor for all: checked once below
+        entries.append(entry)
+    if entries and entries[0].actor is not None:
+        entries[0].full_clean()
+    AuditEntry.objects.bulk_create(entries, batch_size=500)
+    return len(entries)
+
+
+def _entry(
+    *,
+    actor: User | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    object_repr: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEntry:
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk if object_id is None else object_id
         object_repr = object_repr or str(obj)
-    entry = AuditEntry(
+    return AuditEntry(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_name=actor.get_username() if actor is not None else "system",
         source_ip=source_ip.get(),
@@ -63,9 +112,6 @@ def audit_log(
         changes=diff(before, after),
         reason=reason,
     )
-    entry.full_clean()
-    entry.save()
-    return entry
 
 
 def _jsonable(value: Any) -> Any:

@@ -683,7 +683,7 @@ def _hunt_finished(hunt: RetroHunt) -> None:
     if not rev_ids:
         return
     clean = dict(
-        HuntMatch.objects.filter(hunt=hunt, revision_id__in=rev_ids, sample__label=Label.CLEAN)
+        HuntMatch.objects.filter(hunt=hunt, revision_id__isnull=False, sample__label=Label.CLEAN)
         .values_list("revision_id")
         .annotate(n=Count("sample_id", distinct=True))
         .values_list("revision_id", "n")
