@@ -17,7 +17,7 @@ from typing import Any
 from client.api import Backoff
 from client.reports import MAX_DETECTIONS, new_batch, post_report
 from client.state import ClientError, Config, StateDir
-from engine.codec import write_atomic
+from engine.binary import write_atomic
 
 # a phone that stays offline for months keeps at most this many batches (oldest dropped)
 MAX_BATCHES = 200

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.codec import State, load_state, save_state, write_atomic
+from engine.binary import write_atomic
+from engine.codec import State, load_state, save_state
 
 
 class ClientError(Exception):

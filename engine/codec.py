@@ -51,9 +51,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -62,6 +60,7 @@ from typing import Any, Final
 
 import zstandard
 
+from engine.binary import Reader, put_varint, put_varints, write_atomic
 from engine.features import RuleRecord
 
 FORMAT_VERSION: Final = 1
@@ -101,71 +100,19 @@ def _canonical_json(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-# --- varints -------------------------------------------------------------------------------
+# --- varints (engine.binary) --------------------------------------------------------------
 
 
 def _put_varint(out: bytearray, value: int) -> None:
-    if value < 0:
-        raise CodecError(f"negative integer {value} cannot be encoded")
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    put_varint(out, value, CodecError)
 
 
 def _put_varints(out: bytearray, values: list[int]) -> None:
-    # columns are mostly one-byte values (id steps, revisions, class indexes): copy those
-    # in one go and fall back to the loop only when needed
-    if not values or (min(values) >= 0 and max(values) < 0x80):
-        out += bytes(values)
-        return
-    for value in values:
-        _put_varint(out, value)
+    put_varints(out, values, CodecError)
 
 
-class _Reader:
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def varint(self) -> int:
-        buf = self.buf
-        pos = self.pos
-        result = 0
-        shift = 0
-        while True:
-            if pos >= len(buf):
-                raise CodecError("truncated input (varint)")
-            byte = buf[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise CodecError("varint too long")
-        self.pos = pos
-        return result
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if n < 0 or end > len(self.buf):
-            raise CodecError("truncated input")
-        chunk = self.buf[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def count(self, min_bytes_each: int) -> int:
-        """A count of items that each need at least ``min_bytes_each`` more bytes of input."""
-        n = self.varint()
-        if n * min_bytes_each > len(self.buf) - self.pos:
-            raise CodecError("count larger than the input can hold")
-        return n
-
-    def varints(self, n: int) -> list[int]:
-        return [self.varint() for _ in range(n)]
+def _Reader(buf: bytes) -> Reader:
+    return Reader(buf, CodecError)
 
 
 # --- records <-> canonical encoding --------------------------------------------------------
@@ -806,23 +753,3 @@ def load_state(path: Path, engine_version: int, *, max_size: int = MAX_STATE_BYT
     except OSError as exc:
         raise CodecError(f"cannot read {path}: {exc}") from exc
     return apply_full(data, engine_version, max_size=max_size)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """temp file in the same directory + fsync + rename + fsync of the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

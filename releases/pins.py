@@ -13,47 +13,31 @@ from dataclasses import dataclass
 
 import zstandard
 
+from engine.binary import Reader, put_varint
+
 Pin = tuple[int, int, bool]  # signature id, revision number (not the row id), noisy
-
-
-def _put(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
 
 
 def pack(pins: Iterable[Pin]) -> bytes:
     ordered = sorted(pins)
     out = bytearray()
-    _put(out, len(ordered))
+    put_varint(out, len(ordered))
     previous = 0
     for sig_id, _, _ in ordered:
         if sig_id <= previous and previous:
             raise ValueError(f"signature {sig_id} pinned twice")
-        _put(out, sig_id - previous)
+        put_varint(out, sig_id - previous)
         previous = sig_id
     for _, number, _ in ordered:
-        _put(out, number)
+        put_varint(out, number)
     out += bytes(1 if noisy else 0 for _, _, noisy in ordered)
     return zstandard.ZstdCompressor(level=3).compress(bytes(out))
 
 
 def unpack(blob: bytes) -> list[Pin]:
     data = zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 30)
-    pos = 0
-
-    def varint() -> int:
-        nonlocal pos
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return result
-            shift += 7
-
+    reader = Reader(data)
+    varint = reader.varint
     n = varint()
     ids: list[int] = []
     current = 0
@@ -61,7 +45,7 @@ def unpack(blob: bytes) -> list[Pin]:
         current += varint()
         ids.append(current)
     revs = [varint() for _ in range(n)]
-    flags = data[pos : pos + n]
+    flags = reader.take(n)
     return [(ids[i], revs[i], flags[i] == 1) for i in range(n)]
 
 

@@ -46,7 +46,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -63,6 +62,8 @@ from securesystemslib.signer._signer import Signer
 from tuf.api._payload import MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.metadata import Metadata
 from tuf.api.serialization.json import JSONSerializer
+
+from engine.binary import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -258,18 +259,8 @@ class Published:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # immutable files are world-readable: the static server runs as another user
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # world-readable: the static server (nginx) serving /updates/ runs as another user
+    write_atomic(path, data, mode=0o644)
 
 
 def _meta_file(version: int, data: bytes) -> MetaFile:
