@@ -442,8 +442,8 @@ def _chunk_claim(chunk_id: int, worker_name: str) -> HuntChunk | None:
             )
     if not claimed:
         return None
-    chunk.refresh_from_db()
-    return chunk
+    # read again as claimed; refresh_from_db would drop the hunt and load it with its records
+    return HuntChunk.objects.select_related("hunt").defer("hunt__records").get(pk=chunk.pk)
 
 
 def _hunt_status(hunt_id: int) -> str:
