@@ -47,8 +47,9 @@ def signed_releases() -> list[rollout.ReleaseEntry]:
     return releases
 
 
-def update_offer(*, device: Device, installed: int) -> Offer | None:
-    """What the compatibility check offers (None: up to date).
+def update_offer(*, device: Any, installed: int) -> Offer | None:
+    """What the compatibility check offers (None: up to date). ``device``: a Device or
+    anything with its ``device_id``, ``channel`` and ``engine_version``.
 
     Decided by ``engine.rollout.choose_update`` over the signed targets, exactly as a phone
     decides over the same file; no database query.
