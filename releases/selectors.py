@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db.models import Count
@@ -124,47 +124,10 @@ def _add_gate_overrides(entries: list[dict[str, Any]]) -> None:
 
 def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
     """Name (from the revision's family), kind, severity and approver of each (signature id,
-    revision number)."""
-    from threats.api import signature_refs
-    from threats.models import SignatureRevision, signature_name
+    revision number), through the threats app's front door."""
+    from threats.api import revision_infos
 
-    if not pairs:
-        return {}
-    refs = signature_refs({sid for sid, _ in pairs})
-    out: dict[tuple[int, int], dict[str, Any]] = {}
-    sig_ids = sorted({sid for sid, _ in pairs})
-    wanted = set(pairs)
-    for start in range(0, len(sig_ids), 900):
-        rows = SignatureRevision.objects.filter(
-            signature_id__in=sig_ids[start : start + 900]
-        ).values(
-            "signature_id",
-            "number",
-            "reviewed_by__username",
-            "reviewed_at",
-            "severity",
-            "family__category",
-            "family__name",
-        )
-        for row in rows:
-            key = (row["signature_id"], row["number"])
-            if key not in wanted:
-                continue
-            ref = refs.get(row["signature_id"])
-            out[key] = {
-                "name": signature_name(
-                    category=row["family__category"],
-                    family=row["family__name"],
-                    signature_id=row["signature_id"],
-                    revision=row["number"],
-                ),
-                "kind": ref.kind if ref else "",
-                "severity": row["severity"],
-                "url": ref.url if ref else "",
-                "approved_by": row["reviewed_by__username"],
-                "approved_at": row["reviewed_at"],
-            }
-    return out
+    return {key: asdict(info) for key, info in revision_infos(pairs).items()}
 
 
 # --- devices and adoption -------------------------------------------------------------------

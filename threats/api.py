@@ -333,3 +333,54 @@ def signature_quiet(*, signature_id: int, actor: Any, reason: str) -> bool:
         return False
     signature_mark_noisy(signature=signature, actor=actor, reason=reason)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionInfo:
+    """A revision as a release lists it: its name, kind, severity and who approved it."""
+
+    name: str
+    kind: str
+    severity: str
+    url: str
+    approved_by: str | None
+    approved_at: Any
+
+
+def revision_infos(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], RevisionInfo]:
+    """Each (signature id, revision number)'s name (from the revision's family), kind,
+    severity and approver; pairs that do not exist are left out."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    refs = signature_refs({sid for sid, _ in wanted})
+    out: dict[tuple[int, int], RevisionInfo] = {}
+    for ids in _chunks({sid for sid, _ in wanted}):
+        rows = SignatureRevision.objects.filter(signature_id__in=ids).values(
+            "signature_id",
+            "number",
+            "reviewed_by__username",
+            "reviewed_at",
+            "severity",
+            "family__category",
+            "family__name",
+        )
+        for row in rows:
+            key = (row["signature_id"], row["number"])
+            if key not in wanted:
+                continue
+            ref = refs.get(row["signature_id"])
+            out[key] = RevisionInfo(
+                name=signature_name(
+                    category=row["family__category"],
+                    family=row["family__name"],
+                    signature_id=row["signature_id"],
+                    revision=row["number"],
+                ),
+                kind=ref.kind if ref else "",
+                severity=row["severity"],
+                url=ref.url if ref else "",
+                approved_by=row["reviewed_by__username"],
+                approved_at=row["reviewed_at"],
+            )
+    return out
