@@ -34,7 +34,7 @@ from typing import Any
 
 import yara_x
 
-from engine import ENGINE_VERSION, androguard
+from engine import ENGINE_VERSION, androguard, literal_split
 from engine.features import AppContent, AppFeatures, Match, RuleRecord, Severity, Verdict
 from engine.kinds import REGISTRY, _yara_source
 from engine.kinds import yara as yara_kind
@@ -102,6 +102,13 @@ class Ruleset:
     yara_namespaces: dict[str, int] = field(default_factory=dict)
     # YARA records whose compiled condition may read the scanned bytes (``reads_bytes``)
     yara_byte_readers: set[int] = field(default_factory=set)
+    # YARA records that may read the ``android`` global, and those that may read its fields
+    # that change with the part scanned (``reads_globals``): the others need no set_global
+    yara_global_readers: set[int] = field(default_factory=set)
+    yara_part_readers: set[int] = field(default_factory=set)
+    # a lone regex-heavy YARA record that hunts can match through its literals
+    # (``engine.literal_split``); None for any other ruleset
+    yara_split: literal_split.SplitPlan | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -256,6 +263,11 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
         good.append(index)
         if reads_bytes(source):
             ruleset.yara_byte_readers.add(index)
+        global_, part = reads_globals(source)
+        if global_:
+            ruleset.yara_global_readers.add(index)
+        if part:
+            ruleset.yara_part_readers.add(index)
     if bad:
         compiler = yara_kind.new_compiler()
         for index in good:
@@ -264,6 +276,8 @@ def _compile_yara(ruleset: Ruleset, indexes: list[int]) -> None:
     ruleset.yara_rules = compiler.build()
     # a rejected record keeps its index (so others' stay valid) but gets no namespace
     ruleset.yara_namespaces = {f"r{i}": i for i in good}
+    if len(good) == 1:
+        ruleset.yara_split = literal_split.plan(sources[good[0]])
 
 
 # identifiers whose value depends on the bytes scanned or on which part of the app is scanned
@@ -287,6 +301,22 @@ def reads_bytes(source: str) -> bool:
         ):
             return True
     return False
+
+
+_GLOBAL_WORD = re.compile(rf"\b{yara_kind.GLOBAL_NAME}\b")
+_PART_WORD = re.compile(r"\bfile_(kind|name)\b")
+
+
+def reads_globals(source: str) -> tuple[bool, bool]:
+    """Whether a compiled YARA source may read the ``android`` global at all, and whether it
+    may read ``file_kind``/``file_name``, the fields that change with the part scanned.
+
+    Textual, so conservative: a word anywhere (a tag, a comment, a string) counts. A rule
+    can only read the global by naming it (``android.package``, ``0..android.cert_count``),
+    and a struct field only by its name, so a source without the word cannot tell what
+    ``set_global`` gave: ``_match_yara`` then skips handing yara-x the facts (about 50 µs per
+    part scanned, as long as scanning a small DEX)."""
+    return _GLOBAL_WORD.search(source) is not None, _PART_WORD.search(source) is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,17 +596,25 @@ def _match_yara(
     manifest = [("manifest", "AndroidManifest.xml", content.manifest)] if content.manifest else []
     dex = [("dex", name, data) for name, data in content.dex]
     targets = [*dex, *manifest, *whole] if first_hit else [*whole, *manifest, *dex]
+    if first_hit and rs.yara_split is not None and _match_split(rs, content.path, targets, hits):
+        return
     hit: set[int] = set()
     if androguard.FACTS_FIELD not in facts:
         # facts kept before Koodous rules ran (a unit pack): their androguard part is unknown
         facts = {**facts, androguard.FACTS_FIELD: androguard.default_facts()}
+    # the facts once per app, or per part when a rule may read which part it sees, or never
+    # when no rule names the global (``reads_globals``): the answers are the same
+    per_part = bool(rs.yara_part_readers)
+    if rs.yara_global_readers and not per_part:
+        scanner.set_global(yara_kind.GLOBAL_NAME, {**facts, "file_kind": "apk", "file_name": ""})
     for file_kind, file_name, data in targets:
         if first_hit and len(hit) == len(rs.yara_namespaces):
             break  # every YARA record has hit: the rest cannot change which ones match
-        scanner.set_global(
-            yara_kind.GLOBAL_NAME,
-            {**facts, "file_kind": file_kind, "file_name": file_name},
-        )
+        if per_part:
+            scanner.set_global(
+                yara_kind.GLOBAL_NAME,
+                {**facts, "file_kind": file_kind, "file_name": file_name},
+            )
         if data is None:
             results = scanner.scan_file(content.path)
             place = "the file"
@@ -587,13 +625,36 @@ def _match_yara(
             index = rs.yara_namespaces.get(rule.namespace)
             if index is None:
                 continue
-            shown: list[str] = []
-            for pattern in rule.patterns:
-                if pattern.matches and len(shown) < _MAX_PATTERNS_IN_EVIDENCE:
-                    shown.append(f"{pattern.identifier} at {pattern.matches[0].offset:#x}")
-            detail = ", ".join(shown) if shown else f"rule {rule.identifier} condition"
-            hits.add(index, f"yara: {detail} in {place}")
+            first = [(p.identifier, p.matches[0].offset) for p in rule.patterns if p.matches]
+            hits.add(index, _yara_evidence(first, rule.identifier, place))
             hit.add(index)
+
+
+def _yara_evidence(first: list[tuple[str, int]], rule: str, place: str) -> str:
+    """What a YARA match shows: its first strings matched, each at its first offset."""
+    shown = [f"{name} at {offset:#x}" for name, offset in first[:_MAX_PATTERNS_IN_EVIDENCE]]
+    detail = ", ".join(shown) if shown else f"rule {rule} condition"
+    return f"yara: {detail} in {place}"
+
+
+def _match_split(
+    rs: Ruleset, path: str, targets: list[tuple[str, str, bytes | None]], hits: _Hits
+) -> bool:
+    """``first_hit`` matching of a ruleset's one regex-heavy record through its literals
+    (``engine.literal_split``): the same answer and evidence as yara-x over the whole rule.
+    False, with nothing added, when a regex's literal is too common in some part to pay
+    (``literal_split.max_windows``): the caller then scans the usual way."""
+    assert rs.yara_split is not None
+    (index,) = rs.yara_namespaces.values()
+    for _, file_name, data in targets:
+        first = rs.yara_split.first_matches(data, path, YARA_SCAN_TIMEOUT_SECONDS)
+        if first is None:
+            return False
+        if first:
+            place = "the file" if data is None else file_name
+            hits.add(index, _yara_evidence(first, rs.records[index].name, place))
+            return True
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -641,5 +702,6 @@ __all__ = [
     "match_facts",
     "match_yara",
     "reads_bytes",
+    "reads_globals",
     "verdict",
 ]
