@@ -251,6 +251,9 @@ def case_phase(kind: str, count: int, samples: int, var_dir: Path, out: Path) ->
         return RetroHunt.objects.get(pk=hunt.pk)
 
     hunt, stages["gate"] = _timed(gate)
+    # the gate ran as a hunts worker runs it; the approval is a web request in another
+    # process, which does not hold the worker's compiled hunt (100,000 rules)
+    retrohunts.ruleset_cache_clear()
     revisions = SignatureRevision.objects.filter(signature_id__in=submitted.succeeded)
     gated = revisions.filter(gate_hunt_id=hunt.pk, gated_at__isnull=False).count()
     with_clean = revisions.filter(clean_hits__gt=0).count()
