@@ -45,7 +45,7 @@ from engine.analyze import analyze_with_content, read_content
 from engine.errors import AnalysisError
 from engine.features import AppContent, AppFeatures, Match, RuleRecord
 from engine.kinds import REGISTRY, UnknownKind, get_kind
-from engine.ruleset import Ruleset, compile_ruleset
+from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
 from engine.ruleset import match as engine_match
 from engine.ruleset import match_yara as engine_match_yara
 from portal.audit import audit_log
@@ -459,8 +459,35 @@ def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
     return AppFeatures.from_dict(sample.features) if sample.features else None
 
 
+# one yara-x scanner per facts-only ruleset in this process (derived from the ruleset: never
+# stale; a hunt's rulesets are cached per process the same way, see hunt_plan)
+_facts_scanners: OrderedDict[int, tuple[Ruleset, FactsScanner]] = OrderedDict()
+
+
+def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
+    found = _facts_scanners.get(id(ruleset))
+    if found is not None and found[0] is ruleset:
+        return found[1]
+    scanner = FactsScanner(ruleset)
+    _facts_scanners[id(ruleset)] = (ruleset, scanner)
+    while len(_facts_scanners) > 8:
+        _facts_scanners.popitem(last=False)
+    return scanner
+
+
 def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
     """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
+    if ruleset.yara_facts_only:
+        # YARA rules that read no bytes (most rewritten Koodous rules, android.* conditions)
+        # are answered from the stored summary in the sample's row: no file, no unit pack
+        summary = _features_for(sample, full=False)
+        if summary is not None:
+            try:
+                return _facts_scanner(ruleset).match(android_globals(summary))
+            except Exception as exc:
+                if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
+                    raise ScanError("YARA matching timed out on this app's facts") from exc
+                raise
     needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
     full = bool(ruleset.behavior_index)
     current = sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
@@ -524,8 +551,12 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         delay = _test_delay_seconds()
         fields = ["id", "sha256", "file", "size", "label", "features_file"]
         fields += ["features_engine_version", "keys_engine_version", "package", "app_label"]
-        if plan.scanned is not None and not plan.scanned.yara_only:
-            fields.append("features")  # yara alone reads the facts from the unit pack
+        if plan.scanned is not None and (
+            not plan.scanned.yara_only or plan.scanned.yara_facts_only
+        ):
+            # yara alone reads the facts from the unit pack, unless no rule reads bytes: then
+            # the summary is all it reads
+            fields.append("features")
         samples = list(
             Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
             .only(*fields)
