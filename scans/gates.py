@@ -29,7 +29,8 @@ from django.db.models import Max
 
 from portal.exceptions import ApplicationError, ConflictError
 from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
-from threats.models import SignatureRevision
+from threats.api import GatedRevision as SignatureRevision
+from threats.api import revision_clean_hits_refresh
 
 MAX_LISTED = 50
 
@@ -231,8 +232,6 @@ def _overridden(state: dict[str, Any]) -> str | None:
 def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> str | None:
     """Refuse the approval unless the gate passed; returns the verdict the reviewer's override
     reason was needed for (``clean_hits`` | ``no_clean_corpus``), or None."""
-    from threats.services import revision_clean_hits_refresh
-
     state = gate_state(revision)
     if state["gate"] not in ("not_gated", "stale"):
         revision_clean_hits_refresh(revision=revision, clean_hits=len(state["clean_hits"]))
@@ -247,8 +246,6 @@ def clean_corpus_gate_many(
 ) -> dict[int, ApplicationError | None]:
     """``clean_corpus_gate`` for many revisions without an override (a bulk approve): the
     refusal of each revision, or None; a few queries per distinct gate hunt."""
-    from threats.services import revision_clean_hits_refresh
-
     states = gate_states_exact(revisions)
     out: dict[int, ApplicationError | None] = {}
     for revision in revisions:

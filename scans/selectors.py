@@ -16,7 +16,8 @@ from django.utils.html import format_html, format_html_join
 
 from portal.params import IdOrNameFilter
 from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
-from threats.models import Family
+from threats.api import FamilyRef, review_base
+from threats.api import families as threats_families
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
@@ -86,8 +87,8 @@ def scan_get(*, scan_id: int) -> ScanJob | None:
     return ScanJob.objects.select_related("sample", "requested_by").filter(pk=scan_id).first()
 
 
-def families() -> list[Family]:
-    return list(Family.objects.order_by("name").only("id", "name"))
+def families() -> list[FamilyRef]:
+    return threats_families()
 
 
 def scans_per_day(*, days: int = 14) -> list[tuple[str, int]]:
@@ -229,19 +230,8 @@ def revision_review_diff(revision: Any) -> dict[str, Any]:
     Compared over the samples both hunts covered (ids up to the smaller ``max_sample_id``),
     so a sample stored after the older hunt is not called "new"; labels are current ones.
     """
-    from threats.models import SignatureRevision
-
-    sig = revision.signature
-    base = None
-    against = "nothing (first revision)"
-    if sig.deployed_revision_id and sig.deployed_revision_id != revision.pk:
-        base = SignatureRevision.objects.filter(pk=sig.deployed_revision_id).first()
-        against = f"the shipping revision r{base.number}" if base else against
-    elif revision.number > 1:
-        base = SignatureRevision.objects.filter(
-            signature_id=revision.signature_id, number=revision.number - 1
-        ).first()
-        against = f"the previous revision r{base.number}" if base else against
+    base = review_base(revision)
+    against = base.against if base is not None else "nothing (first revision)"
     hunt_ids = [h for h in (revision.gate_hunt_id, base.gate_hunt_id if base else None) if h]
     maxima = dict(RetroHunt.objects.filter(pk__in=hunt_ids).values_list("id", "max_sample_id"))
     up_to = min(maxima.values()) if maxima else 0

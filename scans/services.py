@@ -62,7 +62,7 @@ from scans.models import (
     SignatureHit,
 )
 from scans.rulesets import RulesetProvider, compiled, current_ruleset
-from threats.models import Family
+from threats.api import family_find
 
 log = logging.getLogger(__name__)
 
@@ -165,21 +165,18 @@ def _store(file: File[Any], hashes: Hashes) -> str:
     return name
 
 
-def _family(value: str | int | None) -> Family | None:
+def _family(value: str | int | None) -> int | None:
+    """The id of the family named (by id or name), or None when none is given."""
     if value in (None, ""):
         return None
     text = str(value).strip()
-    family = (
-        Family.objects.filter(pk=int(text)).first()
-        if re.fullmatch(r"[0-9]{1,18}", text)  # an id the database can hold; not isdigit()
-        else Family.objects.filter(name__iexact=text).first()
-    )
+    family = family_find(text)
     if family is None:
         raise ApplicationError(
             f"No family {text!r}: give a family id or an existing family name.",
             {"fields": {"family": ["unknown family"]}},
         )
-    return family
+    return family.id
 
 
 def _label(value: str | None) -> str | None:
@@ -206,7 +203,7 @@ def sample_upload(
     Returns (sample, scan, created). Refuses empty files and files over MAX_UPLOAD_MB (413).
     """
     label_value = _label(label)
-    family_obj = _family(family)
+    family_id = _family(family)
     size = getattr(file, "size", None)
     if size is not None and size > max_upload_bytes():
         raise too_big_error(size)
@@ -224,7 +221,7 @@ def sample_upload(
         storage_name=storage_name,
         original_name=display_name,
         label=label_value,
-        family=family_obj,
+        family_id=family_id,
         user=user,
     )
 
@@ -236,7 +233,7 @@ def _sample_record(
     storage_name: str,
     original_name: str,
     label: str | None,
-    family: Family | None,
+    family_id: int | None,
     user: User | None,
 ) -> tuple[Sample, ScanJob, bool]:
     now = timezone.now()
@@ -251,7 +248,7 @@ def _sample_record(
             file=storage_name,
             original_name=original_name,
             label=label or Label.UNKNOWN,
-            family=family,
+            family_id=family_id,
             last_seen=now,
             uploaded_by=user,
         )
@@ -268,8 +265,8 @@ def _sample_record(
         before = {"label": sample.label, "family": sample.family_id}
         if label is not None:
             sample.label = label
-        if family is not None:
-            sample.family = family
+        if family_id is not None:
+            sample.family_id = family_id
         sample.last_seen = now
         sample.save(update_fields=["label", "family", "last_seen"])
         after = {"label": sample.label, "family": sample.family_id}
@@ -631,7 +628,7 @@ def hits_record(pairs: Iterable[tuple[int, int]]) -> None:
 
 def signature_stats_refresh(*, signature_ids: Iterable[int]) -> None:
     """Recount hits by the samples' current labels and store them on the signatures."""
-    from threats.services import HitStats, signature_stats_record
+    from threats.api import HitStats, signature_stats_record
 
     ids = sorted(set(signature_ids))
     if not ids:

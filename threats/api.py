@@ -17,7 +17,8 @@ without breaking them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from django.db.models import F
 from django.urls import reverse
 
 from engine.features import RuleRecord
-from threats.models import Signature, SignatureRevision, Status, signature_name
+from threats.models import Family, Signature, SignatureRevision, Status, signature_name
 
 _RECORD_FIELDS = (
     "id",
@@ -42,6 +43,25 @@ _RECORD_FIELDS = (
 )
 # SQLite allows at most 999 (older) / 32766 variables per statement; stay well under.
 _CHUNK = 900
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A finished retro-hunt's verdict on one revision (``body`` as it was hunted)."""
+
+    revision_id: int
+    body: Any
+    clean_hits: int
+
+
+@dataclass(frozen=True)
+class HitStats:
+    """A signature's hits by the samples' current labels."""
+
+    malicious: int
+    clean: int
+    unknown: int
+    last_hit_at: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,3 +404,80 @@ def revision_infos(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Re
                 approved_at=row["reviewed_at"],
             )
     return out
+
+
+# --- for the gate provider and the hit counters in scans (issue 15: no app imports our
+# models or services) ----------------------------------------------------------------------
+
+# the type the gate registry passes its providers (threats.gates)
+GatedRevision = SignatureRevision
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyRef:
+    id: int
+    name: str
+
+
+def families() -> list[FamilyRef]:
+    """Every family, by name (for filters and forms)."""
+    return [FamilyRef(i, n) for i, n in Family.objects.order_by("name").values_list("id", "name")]
+
+
+def family_find(value: str) -> FamilyRef | None:
+    """A family by id (ASCII digits an id column holds) or by name, case-insensitively."""
+    text = value.strip()
+    rows = (
+        Family.objects.filter(pk=int(text))
+        if re.fullmatch(r"[0-9]{1,18}", text)  # not isdigit(): "³" passes it, int() refuses
+        else Family.objects.filter(name__iexact=text)
+    )
+    row = rows.values_list("id", "name").first()
+    return FamilyRef(*row) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewBase:
+    """The revision a reviewed one would replace: the shipping one, else the previous one."""
+
+    pk: int
+    number: int
+    gate_hunt_id: int | None
+    against: str
+
+
+def review_base(revision: GatedRevision) -> ReviewBase | None:
+    sig = revision.signature
+    base = None
+    against = ""
+    if sig.deployed_revision_id and sig.deployed_revision_id != revision.pk:
+        base = SignatureRevision.objects.filter(pk=sig.deployed_revision_id).first()
+        against = "the shipping revision"
+    elif revision.number > 1:
+        base = SignatureRevision.objects.filter(
+            signature_id=revision.signature_id, number=revision.number - 1
+        ).first()
+        against = "the previous revision"
+    if base is None:
+        return None
+    return ReviewBase(base.pk, base.number, base.gate_hunt_id, f"{against} r{base.number}")
+
+
+def revision_clean_hits_refresh(*, revision: GatedRevision, clean_hits: int) -> None:
+    from threats import services
+
+    services.revision_clean_hits_refresh(revision=revision, clean_hits=clean_hits)
+
+
+def revisions_record_gate(*, hunt_id: int, results: Sequence[GateResult]) -> list[int]:
+    """Record a gate hunt's result per revision; the revisions it recorded."""
+    from threats import services
+
+    return services.revisions_record_gate(hunt_id=hunt_id, results=results)
+
+
+def signature_stats_record(*, stats: dict[int, HitStats]) -> None:
+    """Store hit counts per signature (the scans app counts them from its hits table)."""
+    from threats import services
+
+    services.signature_stats_record(stats=stats)

@@ -42,7 +42,7 @@ from engine.kinds.base import Issue, ValidationResult
 from portal.audit import audit_log, audit_log_many, snapshot
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from portal.models import User
-from threats.api import signature_url
+from threats.api import GateResult, HitStats, signature_url
 from threats.gates import approval_refusals, run_approval_gates, run_submit_hooks
 from threats.models import (
     Category,
@@ -713,13 +713,6 @@ def _approve_batch(*, actor: User, ids: list[int], comment: str, result: BulkRes
 
 
 # --- the clean-corpus gate and hit statistics (written by the scans app) -----------------
-@dataclass(frozen=True)
-class GateResult:
-    """A finished retro-hunt's verdict on one revision (``body`` as it was hunted)."""
-
-    revision_id: int
-    body: Any
-    clean_hits: int
 
 
 @transaction.atomic
@@ -768,14 +761,6 @@ def _in_batches(qs: Any, ids: list[int]) -> Iterator[Any]:
     32,766 query parameters; a feed's gate names 100,000 revisions)."""
     for start in range(0, len(ids), _BULK_BATCH):
         yield from qs.filter(pk__in=ids[start : start + _BULK_BATCH])
-
-
-@dataclass(frozen=True)
-class HitStats:
-    malicious: int
-    clean: int
-    unknown: int
-    last_hit_at: Any
 
 
 def signature_stats_record(*, stats: dict[int, HitStats]) -> None:
