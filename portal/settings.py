@@ -326,6 +326,7 @@ CELERY_TASK_ROUTES = {
     "releases.build_release": {"queue": "publish"},
     "releases.refresh_timestamp": {"queue": "publish"},
     "releases.resend_stuck_builds": {"queue": "publish"},
+    "releases.sign_rollouts": {"queue": "publish"},
 }
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"

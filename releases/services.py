@@ -49,7 +49,12 @@ from releases.models import (
     ReleaseState,
 )
 from releases.repository import open_repository, publish_lock, timestamp_expiry
-from releases.tuf_repo import delta_target_name, full_target_name, release_custom
+from releases.tuf_repo import (
+    UpdateRepository,
+    delta_target_name,
+    full_target_name,
+    release_custom,
+)
 from threats.api import records_for_pins, shipping_pins
 
 logger = logging.getLogger(__name__)
@@ -351,32 +356,56 @@ def _rollout(release: Release, *, urgent: bool, at: Any) -> Rollout:
 
 
 def _sign_rollout(release: Release) -> None:
-    """Re-sign the release's rollout (percentage, halt) into targets.json and the timestamp.
+    """Have the release's rollout (percentage, halt) signed into targets.json and the timestamp.
 
-    Called inside the rollout or halt transaction, so a failure to sign undoes the change
-    in the database too: the portal never says "halted" while phones are still offered it.
-    A release that is still building gets its rollout when its build signs it.
+    Where this machine holds the update repository and its keys (the publish machine), it is
+    signed now, inside the rollout or halt transaction: a failure to sign undoes the change in
+    the database too. Elsewhere (a web machine, a worker of another queue) the transaction
+    commits and ``releases.sign_rollouts`` on queue ``publish`` signs it moments later; the
+    hourly timestamp refresh signs whatever is still behind. A release still building gets
+    its rollout when its build signs it.
     """
-    full = ReleaseFile.objects.filter(release=release, kind=FileKind.FULL, listed=True).first()
-    if full is None:
+    try:
+        repo = open_repository()
+    except ApplicationError:
+        from releases.tasks import sign_rollouts
+
+        transaction.on_commit(lambda: sign_rollouts.apply_async())
         return
-    repo = open_repository()
+    rollouts_sync(repo, only=[release.pk])
+
+
+def rollouts_sync(repo: UpdateRepository | None = None, *, only: list[int] | None = None) -> int:
+    """Re-sign the signed rollout of every listed release (or of ``only``) whose percentage or
+    halt differs from the database's, in one signed step; how many changed."""
+    repo = repo or open_repository()
+    files = ReleaseFile.objects.filter(kind=FileKind.FULL, listed=True).select_related("release")
+    if only is not None:
+        files = files.filter(release_id__in=only)
     with publish_lock():
-        signed = repo.target_files().get(full.target)
-        if signed is None:
-            return
-        current = Rollout.from_custom((signed.custom or {}).get("rollout"))
-        patch = {"rollout": {**current.as_custom(), "percent": release.rollout_percent}}
-        patch["rollout"]["halted"] = release.halted
-        repo.set_custom({full.target: patch}, timestamp_expiry=timestamp_expiry())
+        signed = repo.target_files()
+        changes: dict[str, dict[str, Any]] = {}
+        for file in files:
+            target = signed.get(file.target)
+            if target is None:
+                continue
+            current = Rollout.from_custom((target.custom or {}).get("rollout"))
+            wanted = {"percent": file.release.rollout_percent, "halted": file.release.halted}
+            if (current.percent, current.halted) != (wanted["percent"], wanted["halted"]):
+                changes[file.target] = {"rollout": {**current.as_custom(), **wanted}}
+        if changes:
+            repo.set_custom(changes, timestamp_expiry=timestamp_expiry())
+    return len(changes)
 
 
 def timestamp_refresh() -> int | None:
-    """Re-sign timestamp.json (scheduled); None when there is no repository yet."""
+    """Re-sign timestamp.json (scheduled), after any rollout still unsigned; None when there
+    is no repository on this machine."""
     try:
         repo = open_repository()
     except ApplicationError:
         return None
+    rollouts_sync(repo)
     with publish_lock():
         return repo.refresh_timestamp(timestamp_expiry())
 

@@ -73,3 +73,11 @@ def check_auto_halt() -> int | None:
 
     halt = auto_halt_check()
     return halt.pk if halt is not None else None
+
+
+@shared_task(name="releases.sign_rollouts", acks_late=True, reject_on_worker_lost=True)
+def sign_rollouts() -> int:
+    """Sign rollout changes made on a machine without the update repository (queue publish)."""
+    from releases.services import rollouts_sync
+
+    return rollouts_sync()

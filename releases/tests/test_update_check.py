@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from client.__main__ import main
 from client.state import StateDir
 from engine.rollout import Rollout
-from releases.models import Device
+from releases.models import Device, Release
 from releases.services import (
     device_revoke,
     release_build,
@@ -312,3 +312,32 @@ def test_what_a_phone_detects_reaches_the_portal_with_its_next_check(
     assert stored.package == "android.appsecurity.cts.tinyapp"
     # and it is not sent twice
     assert run("check", "--state", str(a), "--force").get("reports") is None
+
+
+@pytest.mark.django_db
+def test_a_halt_made_where_the_repository_is_not_is_signed_by_the_publish_queue(
+    update_repo: UpdateRepository,
+    signatures: Any,
+    reviewer: Any,
+    settings: Any,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from releases.services import rollouts_sync
+
+    signatures.deploy()
+    publish(reviewer)
+    keys = settings.TUF_KEYS_DIR
+    # given a web machine that holds neither the repository's keys nor the repository
+    settings.TUF_KEYS_DIR = tmp_path / "no-keys-here"
+    with django_capture_on_commit_callbacks() as queued:
+        release_halt(number=1, by=reviewer, reason="false positives")
+    # then the halt is recorded, and the signing is sent to the publish queue
+    assert Release.objects.get(number=1).halted
+    assert [getattr(c, "__name__", "") for c in queued] == ["<lambda>"]
+    assert signed_rollout(update_repo, 1).halted is False
+    # when the publish machine's worker runs it, phones see the halt
+    settings.TUF_KEYS_DIR = keys
+    assert rollouts_sync() == 1
+    assert signed_rollout(update_repo, 1).halted is True
+    assert rollouts_sync() == 0  # nothing left behind
