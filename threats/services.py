@@ -658,7 +658,9 @@ def signatures_approve(*, actor: User, ids: Sequence[int], comment: str = "") ->
 def _approve_batch(*, actor: User, ids: list[int], comment: str, result: BulkResult) -> None:
     found = {
         s.pk: s
-        for s in Signature.objects.select_for_update()
+        # of=("self",): lock the signatures only; PostgreSQL refuses FOR UPDATE on the
+        # nullable side of the outer joins select_related makes
+        for s in Signature.objects.select_for_update(of=("self",))
         .filter(pk__in=ids)
         .select_related("current_revision", "family")
     }
@@ -923,7 +925,9 @@ def signatures_submit(*, actor: User, ids: Sequence[int], reason: str = "") -> B
 def _submit_batch(*, actor: User, ids: list[int], reason: str, result: BulkResult) -> list[int]:
     found = {
         s.pk: s
-        for s in Signature.objects.select_for_update()
+        # of=("self",): lock the signatures only; PostgreSQL refuses FOR UPDATE on the
+        # nullable side of the outer joins select_related makes
+        for s in Signature.objects.select_for_update(of=("self",))
         .filter(pk__in=ids)
         .select_related("current_revision", "family")
     }
