@@ -661,26 +661,22 @@ def _match_split(
 # verdict
 
 
-def verdict(matches: Iterable[Match], ruleset: Ruleset | None = None) -> tuple[Verdict, int]:
-    """(verdict, score 0-100) for a list of matches; the rule is in the module docstring.
+def record_weight(record: RuleRecord) -> float:
+    """The weight (0-1) a scoring match of ``record`` adds: its severity's, and a behaviour
+    body's score scales it (the rule is in the module docstring)."""
+    weight = SEVERITY_WEIGHT.get(record.severity, 0) / 100
+    if record.kind == "behavior" and isinstance(record.body, dict):
+        weight *= int(record.body.get("score", 100)) / 100
+    return weight
 
-    ``Match`` carries no score of its own, so behaviour scores are looked up in ``ruleset``
-    when it is given; without it a behaviour match weighs as its severity says.
-    """
-    behavior_scores: dict[tuple[int, int], int] = {}
-    if ruleset is not None:
-        for index in ruleset.behavior_needs:
-            record = ruleset.records[index]
-            behavior_scores[(record.id, record.revision)] = int(record.body.get("score", 100))
+
+def verdict_of(weighted: Iterable[tuple[Severity, float]]) -> tuple[Verdict, int]:
+    """(verdict, score 0-100) from the (severity, weight) of each scoring match: how
+    ``verdict`` decides, for callers that keep matches as rows (scans' current verdicts)."""
     severities: set[Severity] = set()
     remaining = 1.0
-    for m in matches:
-        if not m.scoring:
-            continue
-        severities.add(m.severity)
-        weight = SEVERITY_WEIGHT.get(m.severity, 0) / 100
-        if m.kind == "behavior" and (m.signature_id, m.revision) in behavior_scores:
-            weight *= behavior_scores[(m.signature_id, m.revision)] / 100
+    for severity, weight in weighted:
+        severities.add(severity)
         remaining *= 1 - weight
     score = min(100, builtins.round(100 * (1 - remaining)))
     if "malicious" in severities:
@@ -688,6 +684,31 @@ def verdict(matches: Iterable[Match], ruleset: Ruleset | None = None) -> tuple[V
     if severities & {"suspicious", "riskware"}:
         return "suspicious", score
     return "clean", score
+
+
+def verdict(matches: Iterable[Match], ruleset: Ruleset | None = None) -> tuple[Verdict, int]:
+    """(verdict, score 0-100) for a list of matches; the rule is in the module docstring.
+
+    ``Match`` carries no score of its own, so behaviour scores are looked up in ``ruleset``
+    when it is given; without it a behaviour match weighs as its severity says.
+    """
+    behavior: dict[tuple[int, int], RuleRecord] = {}
+    if ruleset is not None:
+        for index in ruleset.behavior_needs:
+            record = ruleset.records[index]
+            behavior[(record.id, record.revision)] = record
+
+    def weighted() -> Iterable[tuple[Severity, float]]:
+        for m in matches:
+            if not m.scoring:
+                continue
+            record = behavior.get((m.signature_id, m.revision)) if m.kind == "behavior" else None
+            if record is not None:
+                yield m.severity, record_weight(record)
+            else:
+                yield m.severity, SEVERITY_WEIGHT.get(m.severity, 0) / 100
+
+    return verdict_of(weighted())
 
 
 __all__ = [
@@ -703,5 +724,7 @@ __all__ = [
     "match_yara",
     "reads_bytes",
     "reads_globals",
+    "record_weight",
     "verdict",
+    "verdict_of",
 ]

@@ -16,9 +16,11 @@ from django.db import models
 
 
 class Label(models.TextChoices):
+    """What we know about an app (set by people or feeds), never what the rules say."""
+
     UNKNOWN = "unknown", "Unknown"
-    CLEAN = "clean", "Clean"
-    MALICIOUS = "malicious", "Malicious"
+    CLEAN = "clean", "Known clean"
+    MALICIOUS = "malicious", "Known malicious"
 
 
 class Verdict(models.TextChoices):
@@ -60,8 +62,12 @@ class Sample(models.Model):
     features_engine_version = models.PositiveIntegerField(null=True, blank=True)
     # the engine whose features the sample's SampleKey rows came from (None: not keyed yet)
     keys_engine_version = models.PositiveIntegerField(null=True, blank=True)
-    # The verdict of the newest finished scan (denormalised so lists filter on it).
+    # What the rules say: the verdict under release ``verdict_release`` (0: no release yet),
+    # kept current when releases ship (scans/verdicts.py, docs/verdicts.md); blank until a
+    # scan of the sample succeeds. Each scan keeps its own verdict too.
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True, db_index=True)
+    verdict_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    verdict_release = models.PositiveIntegerField(null=True, blank=True, db_index=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(db_index=True)
     uploaded_by = models.ForeignKey(
@@ -89,6 +95,44 @@ class SampleKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sample_id}:{self.key:x}"
+
+
+class CurrentMatch(models.Model):
+    """A signature of the sample's verdict release that hits it: the rows its current verdict
+    is computed from. ``weight`` is the match's weight (``engine.ruleset.record_weight``);
+    ``scoring`` is False for a noisy signature, which is shown but never counts."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="current_matches")
+    signature_id = models.PositiveBigIntegerField(db_index=True)
+    revision = models.PositiveIntegerField()
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=32)
+    severity = models.CharField(max_length=16)
+    scoring = models.BooleanField(default=True)
+    weight = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["sample_id", "-weight", "signature_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "signature_id"], name="currentmatch_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.sample_id}"
+
+
+class VerdictSync(models.Model):
+    """One row: the lock that serialises bringing verdicts up to the current release, and
+    what the last pass did (for the dashboard and the bench)."""
+
+    release = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(default=0.0)
+    samples_changed = models.PositiveIntegerField(default=0)
+    samples_matched = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"verdicts as of release {self.release}"
 
 
 class ScanJob(models.Model):
@@ -194,6 +238,9 @@ class RetroHunt(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Set when a sample it hit changed label to or from clean: its clean hits are no longer
+    # what a gate decided on, so a gate on it is stale until hunted again (scans/labels.py).
+    stale_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
