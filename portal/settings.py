@@ -349,6 +349,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # one row per release per day: the devices page draws adoption over time from these
     # the automatic-halt rules, also checked soon after each report batch with detections
+    # samples' current verdicts follow the current release; sent at each publish and halt,
+    # and run here too so that a lost message only delays them
+    "sync-current-verdicts": {
+        "task": "scans.verdicts_sync",
+        "schedule": 60.0,
+        "options": {"queue": "default"},
+    },
     "check-auto-halt": {
         "task": "releases.check_auto_halt",
         "schedule": 300.0,

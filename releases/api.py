@@ -20,6 +20,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from django.dispatch import Signal
+
 from engine.codec import CodecError, apply_full
 from engine.features import RuleRecord
 from releases import pins as pin_codec
@@ -56,6 +58,22 @@ def current_release_number() -> int | None:
         .values_list("number", flat=True)
         .first()
     )
+
+
+# Sent (after commit) when the current release may have changed: a release published, halted
+# or resumed. Receivers: scans brings the samples' current verdicts to it.
+current_release_changed = Signal()
+
+Pin = pin_codec.Pin
+pin_diff = pin_codec.diff
+
+
+def release_pins(number: int) -> list[Pin]:
+    """The (signature id, revision number, noisy) pins of release ``number``."""
+    blob = Release.objects.filter(number=number).values_list("pins", flat=True).first()
+    if blob is None:
+        raise ReleaseNotFound(f"there is no release {number}")
+    return pin_codec.unpack(bytes(blob))
 
 
 def current_ruleset() -> RulesetSnapshot:
@@ -115,9 +133,13 @@ def _records_from_pins(number: int) -> tuple[RuleRecord, ...]:
 
 
 __all__ = [
+    "Pin",
     "ReleaseNotFound",
     "RulesetSnapshot",
+    "current_release_changed",
     "current_release_number",
     "current_ruleset",
+    "pin_diff",
+    "release_pins",
     "release_records",
 ]

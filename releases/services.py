@@ -38,6 +38,7 @@ from portal.exceptions import (
 from portal.models import User
 from portal.ratelimit import rate_hit
 from releases import pins as pin_codec
+from releases.api import current_release_changed
 from releases.bundles import bundle_store
 from releases.models import (
     AdoptionSnapshot,
@@ -332,7 +333,12 @@ def _build_locked(number: int, started: float) -> Release:
                 "files": {f.target: len(f.data) for f in files},
             },
         )
+        _current_release_changed()
     return release
+
+
+def _current_release_changed() -> None:
+    transaction.on_commit(lambda: current_release_changed.send(sender=Release))
 
 
 def _custom(number: int, base: int | None, state: State) -> dict[str, Any]:
@@ -468,6 +474,7 @@ def release_halt_locked(
     release.halted_at = timezone.now()
     release.save(update_fields=["halted", "halted_at"])
     _sign_rollout(release)
+    _current_release_changed()
     audit_log(
         actor=by,
         action=action,

@@ -36,6 +36,16 @@ class ScansConfig(AppConfig):
         register_runner(_run_gate_hunt)
         register_submit_hook(gate_hunt_on_submit)
         register_gate_view(GateView(states=gate_states, detail=gate_detail))
+        # current verdicts follow the current release (scans/verdicts.py)
+        from releases.api import current_release_changed
+
+        current_release_changed.connect(_release_changed, dispatch_uid="scans.verdicts")
+
+
+def _release_changed(**kwargs: Any) -> None:
+    from scans.tasks import verdicts_sync
+
+    verdicts_sync.delay()
 
 
 def gate_hunt_on_submit(*, revision_ids: list[int], actor: Any) -> object:

@@ -475,8 +475,11 @@ def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
     return scanner
 
 
-def _match_sample(sample: Sample, ruleset: Ruleset) -> list[Match]:
-    """The hunt's matches on one sample; AnalysisError/ScanError when it cannot be analysed."""
+def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
+    """The matches of ``ruleset`` on one stored sample, from its stored facts, unit pack or
+    features (analysed again only when none is current): what a hunt chunk runs per sample,
+    and what current verdicts use for samples no gate hunt covered. AnalysisError/ScanError
+    when it cannot be analysed."""
     if ruleset.yara_facts_only:
         # YARA rules that read no bytes (most rewritten Koodous rules, android.* conditions)
         # are answered from the stored summary in the sample's row: no file, no unit pack
@@ -603,7 +606,7 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
             matches = keyed.get(sample.pk, [])
             if ruleset is not None:
                 try:
-                    matches = matches + _match_sample(sample, ruleset)
+                    matches = matches + sample_match(sample, ruleset)
                 except (AnalysisError, ScanError) as exc:
                     errors += 1
                     log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)

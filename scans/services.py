@@ -423,6 +423,12 @@ def _local_path(storage_name: str) -> Iterator[str]:
         yield dst.name
 
 
+def sample_verdict_from_scan(**kwargs: Any) -> None:
+    from scans.verdicts import sample_verdict_from_scan as set_verdict
+
+    set_verdict(**kwargs)
+
+
 def match_dict(m: Match) -> dict[str, Any]:
     return {
         "signature_id": m.signature_id,
@@ -503,7 +509,14 @@ def _scan_execute(scan: ScanJob, provider: RulesetProvider) -> None:
     )
     with transaction.atomic():
         scan.save()
-        Sample.objects.filter(pk=sample.pk).update(verdict=verdict)
+        sample_verdict_from_scan(
+            sample_id=sample.pk,
+            release=source.release,
+            records=source.records,
+            matches=matches,
+            verdict=verdict,
+            score=score,
+        )
         hits_record((m.signature_id, sample.pk) for m in matches if m.signature_id)
     if matches:
         signature_stats_refresh(signature_ids={m.signature_id for m in matches})

@@ -18,7 +18,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from scans import retrohunts, services
+from scans import retrohunts, services, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,18 @@ def scan_sample(scan_id: int) -> None:
 def hunt_chunk(self: Any, chunk_id: int) -> None:
     """One chunk of a retro-hunt (queue ``hunts``); records which worker ran it."""
     retrohunts.retrohunt_chunk_run(chunk_id=chunk_id, worker_name=str(self.request.hostname or ""))
+
+
+@shared_task(
+    name="scans.verdicts_sync",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    max_retries=5,
+)
+def verdicts_sync() -> None:
+    """Bring the samples' current verdicts to the current release (queue ``default``)."""
+    verdicts.verdicts_sync()
 
 
 @shared_task(name="scans.recover", ignore_result=True)
