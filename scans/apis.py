@@ -200,11 +200,47 @@ class SampleListApi(APIView):
             OpenApiParameter("verdict", OpenApiTypes.STR, enum=VERDICTS),
             OpenApiParameter("package", OpenApiTypes.STR, description="Part of a package name."),
             OpenApiParameter("family", OpenApiTypes.STR, description="Family id or name."),
-            OpenApiParameter("q", OpenApiTypes.STR, description="A hash, or part of a package."),
+            OpenApiParameter(
+                "q",
+                OpenApiTypes.STR,
+                description=(
+                    "One search box: an MD5, SHA-1 or SHA-256 (of the app, a signing "
+                    "certificate or a DEX), a URL, IP, domain or SMS short code, or part of a "
+                    "package, app name or file name. A prefix types the value: md5:, sha1:, "
+                    "sha256:, cert:, domain:, url:, ip:, sms:, package: (exact), app:, name:. "
+                    "See docs/search.md."
+                ),
+            ),
+            OpenApiParameter(
+                "cert",
+                OpenApiTypes.STR,
+                description="Apps signed by this certificate (SHA-256 or SHA-1 fingerprint).",
+            ),
+            OpenApiParameter(
+                "domain",
+                OpenApiTypes.STR,
+                description="Apps naming this domain or a subdomain of it.",
+            ),
+            OpenApiParameter("url", OpenApiTypes.STR, description="Apps naming this URL."),
+            OpenApiParameter("ip", OpenApiTypes.STR, description="Apps naming this IP address."),
+            OpenApiParameter(
+                "short_code", OpenApiTypes.STR, description="Apps naming this SMS short code."
+            ),
+            OpenApiParameter(
+                "signature",
+                OpenApiTypes.INT,
+                description="Samples this signature id hit (in scans and retro-hunts).",
+            ),
+            OpenApiParameter(
+                "order",
+                OpenApiTypes.STR,
+                enum=["version"],
+                description="version: newest versionCode first (other versions of an app).",
+            ),
             OpenApiParameter("page", OpenApiTypes.INT),
         ],
         responses={200: SampleSerializer(many=True), 400: ApiErrorSerializer},
-        summary="List samples",
+        summary="List and search samples",
     )
     def get(self, request: Request) -> Response:
         filterset = sample_list(filters=request.query_params)

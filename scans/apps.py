@@ -36,6 +36,11 @@ class ScansConfig(AppConfig):
         register_runner(_run_gate_hunt)
         register_submit_hook(gate_hunt_on_submit)
         register_gate_view(GateView(states=gate_states, detail=gate_detail))
+        # the signature page's "Samples it hit" (threats never imports scans)
+        from scans.search import signature_samples_panel
+        from threats.api import register_signature_panel
+
+        register_signature_panel(signature_samples_panel)
         # current verdicts follow the current release (scans/verdicts.py)
         from releases.api import current_release_changed
 

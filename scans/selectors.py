@@ -8,13 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from portal.params import IdOrNameFilter
+from scans import search
 from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
 from threats.api import FamilyRef, review_base
 from threats.api import families as threats_families
@@ -22,33 +23,76 @@ from threats.api import families as threats_families
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
 
+class _SearchFilter(django_filters.CharFilter):
+    field_class = search.SearchFormField
+
+
+class _SignatureFilter(django_filters.CharFilter):
+    field_class = search.SignatureIdFormField
+
+
+class _TypedFilter(django_filters.CharFilter):
+    field_class = search.TypedFormField
+
+
+def _typed(field: str, help_text: str) -> _TypedFilter:
+    return _TypedFilter(method="filter_typed", search_field=field, help_text=help_text)
+
+
 class SampleFilter(django_filters.FilterSet):
     label = django_filters.ChoiceFilter(choices=Label.choices)
     verdict = django_filters.ChoiceFilter(choices=Verdict.choices)
     package = django_filters.CharFilter(field_name="package", lookup_expr="icontains")
     family = IdOrNameFilter(method="filter_family", help_text="family id or name")
-    q = django_filters.CharFilter(method="filter_q", label="Search (hash or package)")
+    q = _SearchFilter(method="filter_q", label="Search (hash, name, package, indicator…)")
+    cert = _typed("cert", "a signing certificate's SHA-256 or SHA-1 fingerprint")
+    domain = _typed("domain", "a domain the app contacts (subdomains included)")
+    url = _typed("url", "a URL in the app")
+    ip = _typed("ip", "an IP address in the app")
+    short_code = _typed("short_code", "an SMS short code in the app")
+    signature = _SignatureFilter(method="filter_signature", help_text="samples this signature hit")
+    order = django_filters.ChoiceFilter(
+        method="filter_order",
+        choices=[("version", "newest version first")],
+        empty_label=None,
+        help_text="version: by the manifest's versionCode, newest first",
+    )
 
     class Meta:
         model = Sample
-        fields = ["label", "verdict", "package", "family", "q"]
+        fields = [
+            "label",
+            "verdict",
+            "package",
+            "family",
+            "q",
+            "cert",
+            "domain",
+            "url",
+            "ip",
+            "short_code",
+            "signature",
+            "order",
+        ]
 
     def filter_family(self, qs: QuerySet[Sample], name: str, value: int | str) -> QuerySet[Sample]:
         if isinstance(value, int):
             return qs.filter(family_id=value)
         return qs.filter(family__name__iexact=value) if value else qs
 
-    def filter_q(self, qs: QuerySet[Sample], name: str, value: str) -> QuerySet[Sample]:
-        value = value.strip().lower()
-        if not value:
-            return qs
-        if all(c in "0123456789abcdef" for c in value) and len(value) in (32, 40, 64):
-            return qs.filter(Q(sha256=value) | Q(sha1=value) | Q(md5=value))
-        return qs.filter(
-            Q(package__icontains=value)
-            | Q(sha256__startswith=value)
-            | Q(app_label__icontains=value)
-        )
+    def filter_q(
+        self, qs: QuerySet[Sample], name: str, value: search.SampleQuery | None
+    ) -> QuerySet[Sample]:
+        return search.samples_search(qs, value)
+
+    def filter_typed(self, qs: QuerySet[Sample], name: str, value: str) -> QuerySet[Sample]:
+        return qs.filter(search.typed_condition(name, value)) if value else qs
+
+    def filter_signature(self, qs: QuerySet[Sample], name: str, value: Any) -> QuerySet[Sample]:
+        return search.samples_hit_by(qs, value) if value is not None else qs
+
+    def filter_order(self, qs: QuerySet[Sample], name: str, value: str) -> QuerySet[Sample]:
+        return search.order_by_version(qs) if value == "version" else qs
 
 
 def sample_list(*, filters: Any = None) -> SampleFilter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.exceptions import ApplicationError
@@ -23,6 +25,7 @@ from portal.parsers import json_loads_bounded
 from scans.android_permissions import protection_level
 from scans.models import Label, ScanStatus, Verdict
 from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
+from scans.search import PIVOT_PARAMS, samples_by_hash
 from scans.selectors import (
     families,
     hunt_get,
@@ -57,6 +60,8 @@ def sample_list_view(request: HttpRequest) -> HttpResponse:
         "labels": Label.choices,
         "verdicts": Verdict.choices,
         "families": families(),
+        # a pivot's filter (?cert=, ?domain=…) stays on while the other filters change
+        "pivots": [(k, request.GET[k]) for k in PIVOT_PARAMS if request.GET.get(k)],
     }
     template = "scans/_sample_rows.html" if is_htmx(request) else "scans/sample_list.html"
     return render(request, template, context)
@@ -87,6 +92,12 @@ def _features_view(features: dict[str, Any] | None) -> dict[str, Any] | None:
 def sample_detail_view(request: HttpRequest, sha256: str) -> HttpResponse:
     sample = sample_get(sha256=sha256.lower())
     if sample is None:
+        # /samples/<md5 or sha1>/ leads to the sample's own page (search results if ambiguous)
+        found = samples_by_hash(sha256)
+        if len(found) == 1:
+            return redirect("scans:sample-detail", sha256=found[0].sha256)
+        if found:
+            return redirect(f"{reverse('scans:sample-list')}?{urlencode({'q': sha256.lower()})}")
         raise Http404("No such sample.")
     context = {
         "sample": sample,
