@@ -400,12 +400,13 @@ class ReleaseHaltApi(APIView):
         class Meta:
             ref_name = "ReleaseHaltInput"
 
-        reason = serializers.CharField(required=False, allow_blank=True, default="")
+        # why, for the audit log and whoever reads it during the incident
+        reason = serializers.CharField(max_length=2000)
 
     @extend_schema(
         request=InputSerializer,
         responses={200: ReleaseOutputSerializer},
-        summary="Stop offering this release to any device",
+        summary="Stop offering this release to any device; the reason is audited",
     )
     def post(self, request: Request, number: int) -> Response:
         data = self.InputSerializer(data=request.data)

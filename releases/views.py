@@ -71,7 +71,10 @@ def release_detail_view(request: HttpRequest, number: int) -> HttpResponse:
 def release_rollout_view(request: HttpRequest, number: int) -> HttpResponse:
     try:
         if "halt" in request.POST:
-            release_halt(number=number, by=_user(request), reason=request.POST.get("reason", ""))
+            reason = request.POST.get("reason", "").strip()
+            if not reason:
+                raise ApplicationError("Say why the release is halted; the reason is audited.")
+            release_halt(number=number, by=_user(request), reason=reason[:2000])
             messages.success(request, f"Release {number} is halted.")
         else:
             percent = parse_int(

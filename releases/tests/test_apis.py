@@ -51,7 +51,8 @@ def test_roles(update_repo, signatures, role_users, api, role, read, publish, st
     assert client.post("/api/v1/releases/", {"notes": "n"}, format="json").status_code == publish
     rollout = client.post("/api/v1/releases/1/rollout/", {"percent": 50}, format="json")
     assert rollout.status_code == steer
-    assert client.post("/api/v1/releases/1/halt/", {}, format="json").status_code == steer
+    halt = client.post("/api/v1/releases/1/halt/", {"reason": "noisy"}, format="json")
+    assert halt.status_code == steer
 
 
 @pytest.mark.django_db

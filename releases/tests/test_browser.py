@@ -65,8 +65,9 @@ def test_a_reviewer_publishes_sets_the_rollout_and_halts_a_release(
     assert Release.objects.get(number=1).rollout_percent == 10
 
     # when the reviewer halts it
-    page.fill(".halt-form input[name=reason]", "false positives on a banking app")
-    page.click(".halt-form button[type=submit]")
+    page.click("#halt-open")
+    page.fill("#halt-reason", "false positives on a banking app")
+    page.click(".halt-form button[name=halt]")
     # then it is halted, its controls are gone, and the list says so too
     assert "Release 1 is halted." in page.inner_text("ul.messages")
     assert _state(page).startswith("Published · halted")
