@@ -22,6 +22,7 @@ AREAS: tuple[NavItem, ...] = (
     NavItem("Samples", "scans:sample-list"),
     NavItem("Scans", "scans:scan-list"),
     NavItem("Retro-hunts", "scans:retrohunt-list"),
+    NavItem("Livehunt", "livehunt:rule-list"),
     NavItem("Releases", "releases:release-list"),
     NavItem("Devices", "releases:device-list"),
     NavItem("Audit", "audit", perm="portal.view_auditentry"),

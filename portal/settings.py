@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "threats",
     "scans",
     "releases",
+    "livehunt",
 ]
 
 MIDDLEWARE = [
@@ -317,12 +318,21 @@ RETROHUNT_RECOVER_EVERY_SECONDS = env.float("RETROHUNT_RECOVER_EVERY_SECONDS", d
 GATE_MIN_CLEAN_APPS = env.int("GATE_MIN_CLEAN_APPS", default=1)
 # Test-only: each sample of a hunt chunk sleeps this long, so a test can watch progress move.
 RETROHUNT_TEST_DELAY_SECONDS = env.float("RETROHUNT_TEST_DELAY_SECONDS", default=0.0)
+# --- livehunt (docs/livehunt.md) ---------------------------------------------------------------
+# The longest a watch rule may live; webhook timeout; whether webhooks may call loopback and
+# link-local addresses (refused by default: server-side request forgery).
+LIVEHUNT_MAX_DAYS = env.int("LIVEHUNT_MAX_DAYS", default=365)
+LIVEHUNT_WEBHOOK_TIMEOUT_SECONDS = env.float("LIVEHUNT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+LIVEHUNT_WEBHOOK_ALLOW_LOCAL = env.bool("LIVEHUNT_WEBHOOK_ALLOW_LOCAL", default=False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Which queue each task goes to, in one place. Publishing tasks need the TUF keys, so they
 # run only where a worker consumes `publish`.
 CELERY_TASK_ROUTES = {
     "scans.scan_sample": {"queue": "scans"},
     "scans.hunt_chunk": {"queue": "hunts"},
+    # after a scan, on the scan workers (docs/livehunt.md)
+    "livehunt.watch_sample": {"queue": "scans"},
+    "livehunt.deliver_webhook": {"queue": "scans"},
     "releases.build_release": {"queue": "publish"},
     "releases.refresh_timestamp": {"queue": "publish"},
     "releases.resend_stuck_builds": {"queue": "publish"},

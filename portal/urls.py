@@ -33,9 +33,11 @@ urlpatterns = [
     path("api/v1/", include("threats.api_urls")),
     path("api/v1/", include("scans.api_urls")),
     path("api/v1/", include("releases.api_urls")),
+    path("api/v1/", include("livehunt.api_urls")),
     path("", include("threats.urls")),
     path("", include("scans.urls")),
     path("", include("releases.urls")),
+    path("", include("livehunt.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

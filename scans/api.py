@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.urls import reverse
 
 from scans.models import Label, Sample
+
+if TYPE_CHECKING:
+    from engine.features import Match
+    from engine.ruleset import Ruleset
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 900
 
@@ -36,6 +46,78 @@ def clean_facts(*, sha256s: Iterable[str], packages: Iterable[str]) -> CleanFact
                 if isinstance(cert, dict) and isinstance(cert.get("sha256"), str):
                     pairs.add((package, cert["sha256"].lower()))
     return CleanFacts(sha256s=frozenset(found), package_signers=frozenset(pairs))
+
+
+# --- after a scan succeeds (livehunt registers here; scans imports no app above it) ---------
+@dataclass(frozen=True, slots=True)
+class ScanDone:
+    scan_id: int
+    sample_id: int
+    sha256: str
+
+
+ScanSucceededHook = Callable[[ScanDone], None]
+_SCAN_SUCCEEDED: list[ScanSucceededHook] = []
+
+
+def register_scan_succeeded(hook: ScanSucceededHook) -> None:
+    """Call ``hook`` in the worker after each scan that succeeded, once it is committed.
+
+    A hook must be quick (enqueue a task, not do the work) and never fails the scan: its
+    exceptions are logged. Apps register from their ``AppConfig.ready``."""
+    if hook not in _SCAN_SUCCEEDED:
+        _SCAN_SUCCEEDED.append(hook)
+
+
+def scan_succeeded(done: ScanDone) -> None:
+    """Run the registered hooks (scans.services calls this after commit)."""
+    for hook in list(_SCAN_SUCCEEDED):
+        try:
+            hook(done)
+        except Exception:  # a watcher's failure must never touch the scan
+            log.exception("scan %s: a scan-succeeded hook failed", done.scan_id)
+
+
+# --- stored samples, for apps that match their own rules on them --------------------------
+@dataclass(frozen=True, slots=True)
+class SampleRef:
+    id: int
+    sha256: str
+    package: str
+    app_label: str
+    original_name: str
+    url: str
+
+
+def sample_ref(sample_id: int) -> SampleRef | None:
+    row = (
+        Sample.objects.filter(pk=sample_id)
+        .values("id", "sha256", "package", "app_label", "original_name")
+        .first()
+    )
+    if row is None:
+        return None
+    return SampleRef(**row, url=reverse("scans:sample-detail", args=[row["sha256"]]))
+
+
+class SampleMatchError(Exception):
+    """The stored sample cannot be matched (its file is gone or no longer analyses)."""
+
+
+def sample_match(*, sample_id: int, ruleset: Ruleset) -> list[Match] | None:
+    """``ruleset``'s matches on a stored sample, read the way a retro-hunt reads it (the
+    stored facts, the unit pack, else the file). None when the sample no longer exists."""
+    from engine.errors import AnalysisError
+    from scans.retrohunts import sample_match as match_stored
+    from scans.services import ScanError
+
+    sample = Sample.objects.filter(pk=sample_id).first()
+    if sample is None:
+        return None
+    try:
+        return match_stored(sample, ruleset)
+    except (AnalysisError, ScanError) as exc:
+        raise SampleMatchError(str(exc)) from exc
 
 
 # --- the samples a signature hit (its page, its hit counts), by current label -----------------

@@ -51,6 +51,7 @@ from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
 from portal.selectors import live_worker_names
+from scans.api import ScanDone, scan_succeeded
 from scans.featurekeys import sample_keys_write
 from scans.models import (
     FINISHED,
@@ -520,6 +521,9 @@ def _scan_execute(scan: ScanJob, provider: RulesetProvider) -> None:
         hits_record((m.signature_id, sample.pk) for m in matches if m.signature_id)
     if matches:
         signature_stats_refresh(signature_ids={m.signature_id for m in matches})
+    # other apps' watchers (livehunt) after the verdict is committed; they enqueue, not match
+    done = ScanDone(scan_id=scan.pk, sample_id=sample.pk, sha256=sample.sha256)
+    transaction.on_commit(lambda: scan_succeeded(done))
 
 
 # --- features ----------------------------------------------------------------------------------
