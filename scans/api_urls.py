@@ -2,13 +2,25 @@
 
 from django.urls import path
 
-from scans import apis, apis_hunts
+from scans import apis, apis_hunts, apis_labels
 
 urlpatterns = [
     path("samples/", apis.SampleListApi.as_view(), name="api-sample-list"),
+    path("samples/labels/", apis_labels.SampleLabelsApi.as_view(), name="api-sample-labels"),
     path("samples/<str:sha256>/", apis.SampleDetailApi.as_view(), name="api-sample-detail"),
+    path(
+        "samples/<str:sha256>/label/",
+        apis_labels.SampleLabelApi.as_view(),
+        name="api-sample-label",
+    ),
+    path(
+        "samples/<str:sha256>/download/",
+        apis.SampleDownloadApi.as_view(),
+        name="api-sample-download",
+    ),
     path("scans/", apis.ScanListApi.as_view(), name="api-scan-list"),
     path("scans/<id:scan_id>/", apis.ScanDetailApi.as_view(), name="api-scan-detail"),
+    path("scans/<id:scan_id>/report/", apis.ScanReportApi.as_view(), name="api-scan-report"),
     path("retrohunts/", apis_hunts.RetroHuntListApi.as_view(), name="api-retrohunt-list"),
     path(
         "retrohunts/<id:hunt_id>/",

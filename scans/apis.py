@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import FileResponse, HttpRequest
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.exceptions import NotFoundError
+from portal.exceptions import ForbiddenError, NotFoundError
 from portal.models import User
 from portal.params import IdOrNameSerializerField
 from portal.parsers import BoundedJSONParser
 from portal.permissions import require_perms
 from portal.schema import ApiErrorSerializer
+from scans.downloads import (
+    PeopleOrDeviceTokenAuthentication,
+    SampleMissing,
+    may_download_sample,
+    sample_zip,
+    zip_name,
+)
 from scans.models import Label, Sample, ScanJob
+from scans.reports import ScanReportSerializer, report_filename, scan_report
 from scans.selectors import sample_get, sample_list, sample_scans, scan_get, scan_list
 from scans.services import sample_upload, scan_create
 from scans.uploads import SizeLimitUploadHandler
@@ -71,6 +80,8 @@ class SampleSerializer(serializers.ModelSerializer[Sample]):
             "package",
             "app_label",
             "verdict",
+            "verdict_score",
+            "verdict_release",
             "first_seen",
             "last_seen",
             "uploaded_by",
@@ -389,3 +400,72 @@ class ScanDetailApi(APIView):
         if scan is None:
             raise NotFoundError(f"No scan {scan_id}.")
         return Response(ScanSerializer(scan).data)
+
+
+class ScanReportApi(APIView):
+    """The scan's full report as a JSON file (docs/reports.md)."""
+
+    permission_classes = [CanViewScans]
+
+    @extend_schema(
+        operation_id="scans_report",
+        responses={200: ScanReportSerializer, 404: ApiErrorSerializer},
+        summary="A scan's full report: sample, features, matches, ruleset, timings, verdict",
+        description=(
+            "The same facts as the scan page, as one JSON document; sent as an attachment "
+            "(`scan-<id>-<sha256 prefix>.json`)."
+        ),
+    )
+    def get(self, request: Request, scan_id: int) -> Response:
+        scan = scan_get(scan_id=scan_id)
+        if scan is None:
+            raise NotFoundError(f"No scan {scan_id}.")
+        response = Response(scan_report(scan))
+        response["Content-Disposition"] = f'attachment; filename="{report_filename(scan)}"'
+        return response
+
+
+class SampleDownloadApi(APIView):
+    """The sample in a ZIP encrypted with the password ``infected`` (AES-256), audited."""
+
+    authentication_classes = [PeopleOrDeviceTokenAuthentication, SessionAuthentication]
+    permission_classes = [CanViewSamples]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # the answer is a ZIP or a JSON error, whatever the client accepts
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="samples_download",
+        parameters=[SHA256_PARAM],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            403: OpenApiResponse(
+                ApiErrorSerializer, description="Not a researcher, reviewer or admin"
+            ),
+            404: ApiErrorSerializer,
+        },
+        summary="Download a sample as a ZIP encrypted with the password 'infected'",
+        description=(
+            "`<sha256>.zip` holding `<sha256>.apk`, WinZip AES-256 encrypted with the password "
+            "`infected` (open it with 7-Zip). Researchers, reviewers and admins only; every "
+            "download is written to the audit log."
+        ),
+    )
+    def get(self, request: Request, sha256: str) -> FileResponse:
+        if not may_download_sample(request.user):
+            raise ForbiddenError("Only researchers, reviewers and admins may download samples.")
+        sample = sample_get(sha256=sha256.lower())
+        if sample is None:
+            raise NotFoundError(f"No sample with SHA-256 {sha256}.")
+        user = _user(request)
+        assert user is not None
+        try:
+            archive = sample_zip(sample=sample, user=user)
+        except SampleMissing as exc:
+            raise NotFoundError(
+                f"The file of sample {sample.sha256} is missing from storage."
+            ) from exc
+        return FileResponse(
+            archive, as_attachment=True, filename=zip_name(sample), content_type="application/zip"
+        )
