@@ -21,6 +21,7 @@ from portal.exceptions import NotFoundError
 from portal.models import User
 from portal.params import IdOrNameFilter, ParameterError, parse_id
 from threats.models import (
+    CATEGORY_NAME_PART,
     Family,
     RevisionState,
     Severity,
@@ -35,6 +36,47 @@ _NAME_ID = re.compile(
 )
 
 
+# "Andr.SmsFraud.Joker" (a generated name without its id): the family, in that category
+_NAME_FAMILY = re.compile(r"^andr\.([a-z]+)(?:\.([a-z0-9]+))?-?$", re.IGNORECASE | re.ASCII)
+_IMPORTED = " (imported from "
+_YARA_RULE = re.compile(r"^[ \t]*((?:(?:private|global)[ \t]+)*)rule[ \t]+([A-Za-z_]\w*)", re.M)
+
+
+def rule_own_name(signature: Signature) -> str:
+    """The rule's name where it came from, beside the generated ``Andr.*`` one: what an import
+    recorded ("<YARA rule / ClamAV name / Quark crime / feed row name> (imported from
+    <file:rule>)", in the description), else a YARA body's public rule identifier; "" if none."""
+    title, sep, _ = (signature.description or "").rpartition(_IMPORTED)
+    if sep and title.strip():
+        return title.strip()
+    rev = signature.current_revision
+    if signature.kind == "yara" and rev is not None and isinstance(rev.body, str):
+        for modifiers, name in _YARA_RULE.findall(rev.body):
+            if "private" not in modifiers:
+                return name
+    return ""
+
+
+def with_rule_names(signatures: Any) -> list[Signature]:
+    """The signatures as a list, each with ``rule_name`` set (no query: rows are loaded)."""
+    rows = list(signatures)
+    for sig in rows:
+        sig.rule_name = rule_own_name(sig)  # type: ignore[attr-defined]
+    return rows
+
+
+def _name_family(qs: QuerySet[Signature], value: str) -> QuerySet[Signature] | None:
+    match = _NAME_FAMILY.match(value)
+    if not match:
+        return None
+    part, family = match.group(1).lower(), match.group(2)
+    categories = [c for c, p in CATEGORY_NAME_PART.items() if p.lower() == part]
+    if not categories:
+        return None
+    qs = qs.filter(family__category__in=categories)
+    return qs.filter(family__name__iexact=family) if family else qs
+
+
 def _search(qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signature]:
     value = (value or "").strip()
     if not value:
@@ -45,6 +87,9 @@ def _search(qs: QuerySet[Signature], name: str, value: str) -> QuerySet[Signatur
             return qs.filter(pk=parse_id(match.group(1), field=name))
         except ParameterError:  # no signature has that id
             return qs.none()
+    by_name = _name_family(qs, value)
+    if by_name is not None:
+        return by_name
     for word in value.lower().split()[:8]:
         qs = qs.filter(search_text__contains=word)
     return qs

@@ -103,6 +103,7 @@ def signature_list_view(request: HttpRequest) -> HttpResponse:
     filterset = selectors.signature_list(filters=request.GET.dict())
     rows = filterset.qs if filterset.is_valid() else Signature.objects.none()
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.with_rule_names(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -172,6 +173,7 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     queue = selectors.with_clean_hits(everyone) if clean_only else everyone
     page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
     _with_gate_states(page)
+    page.object_list = selectors.with_rule_names(page.object_list)
     actions = ["approve", "reject"]
     if user.has_perm("threats.moderate_signature"):
         actions.append("noisy")
