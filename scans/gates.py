@@ -141,13 +141,14 @@ def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[
                 "hunt": None,
                 "clean_hits": [],
                 "clean_added": 0,
+                "stale_reason": "",
                 "clean_apps": 0,
                 "clean_min": least,
             }
             continue
         added, covered = counts[gated_by.pk]
         found = hits.get(r.pk, [])
-        if added:
+        if added or gated_by.stale_reason:
             verdict = "stale"
         elif found:
             verdict = "clean_hits"
@@ -160,6 +161,7 @@ def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[
             "hunt": gated_by.pk,
             "clean_hits": found,
             "clean_added": added,
+            "stale_reason": gated_by.stale_reason,
             "clean_apps": covered,
             "clean_min": least,
         }
@@ -188,10 +190,20 @@ def _refusal(
             {"gate": "not_gated"},
         )
     if state["gate"] == "stale":
-        return ConflictError(
+        why = (
             f"{state['clean_added']} clean sample(s) were added after retro-hunt "
-            f"#{state['hunt']} started; run a new retro-hunt of revision {revision.number}.",
-            {"gate": "stale", "hunt": state["hunt"], "clean_added": state["clean_added"]},
+            f"#{state['hunt']} started"
+            if state["clean_added"]
+            else f"retro-hunt #{state['hunt']} is stale: {state['stale_reason']}"
+        )
+        return ConflictError(
+            f"{why}; run a new retro-hunt of revision {revision.number}.",
+            {
+                "gate": "stale",
+                "hunt": state["hunt"],
+                "clean_added": state["clean_added"],
+                "stale_reason": state["stale_reason"],
+            },
         )
     hits = state["clean_hits"]
     if hits and not override_reason:
@@ -265,11 +277,15 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
     current label) and without comparing the hunted body (editing a draft clears its gate).
     """
     hunt_ids = {r.gate_hunt_id for r in revisions if r.gate_hunt_id is not None}
-    covered = dict(
-        RetroHunt.objects.filter(pk__in=hunt_ids, status=HuntStatus.FINISHED).values_list(
-            "id", "max_sample_id"
-        )
+    covered: dict[int, int] = {}
+    stale: set[int] = set()
+    rows = RetroHunt.objects.filter(pk__in=hunt_ids, status=HuntStatus.FINISHED).values_list(
+        "id", "max_sample_id", "stale_reason"
     )
+    for hunt_id, max_id, stale_reason in rows:
+        covered[hunt_id] = max_id
+        if stale_reason:
+            stale.add(hunt_id)
     newest_clean = (
         Sample.objects.filter(label=Label.CLEAN).aggregate(m=Max("id"))["m"] if covered else None
     ) or 0
@@ -280,7 +296,7 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
     for r in revisions:
         if r.gate_hunt_id not in covered:
             out[r.pk] = "not_gated"
-        elif newest_clean > covered[r.gate_hunt_id]:
+        elif newest_clean > covered[r.gate_hunt_id] or r.gate_hunt_id in stale:
             out[r.pk] = "stale"
         elif r.clean_hits:
             out[r.pk] = "clean_hits"
