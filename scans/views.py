@@ -23,7 +23,8 @@ from portal.models import User
 from portal.params import parse_ids
 from portal.parsers import json_loads_bounded
 from scans.android_permissions import protection_level
-from scans.models import Label, ScanStatus, Verdict
+from scans.downloads import may_download_sample
+from scans.models import Label, ScanJob, ScanStatus, Verdict
 from scans.retrohunts import eta_seconds, retrohunt_cancel, retrohunt_create
 from scans.search import PIVOT_PARAMS, samples_by_hash
 from scans.selectors import (
@@ -104,6 +105,7 @@ def sample_detail_view(request: HttpRequest, sha256: str) -> HttpResponse:
         "features": _features_view(sample.features),
         "scans": sample_scans(sample=sample),
         "can_scan": request.user.has_perm("scans.add_scanjob"),
+        "can_download": may_download_sample(request.user),
     }
     return render(request, "scans/sample_detail.html", context)
 
@@ -131,6 +133,8 @@ def scan_list_view(request: HttpRequest) -> HttpResponse:
         "query": _query_without_page(request),
         "statuses": ScanStatus.choices,
         "verdicts": Verdict.choices,
+        # the rows poll themselves while any scan waits or runs (one indexed query)
+        "live": ScanJob.objects.filter(status__in=[ScanStatus.QUEUED, ScanStatus.RUNNING]).exists(),
     }
     template = "scans/_scan_rows.html" if is_htmx(request) else "scans/scan_list.html"
     return render(request, template, context)
@@ -142,7 +146,13 @@ def scan_detail_view(request: HttpRequest, scan_id: int) -> HttpResponse:
     scan = scan_get(scan_id=scan_id)
     if scan is None:
         raise Http404("No such scan.")
-    context = {"scan": scan, "sample": scan.sample}
+    context = {
+        "scan": scan,
+        "sample": scan.sample,
+        # the sample's features (its newest successful scan's), shown once this scan is over
+        "features": _features_view(scan.sample.features) if scan.is_finished else None,
+        "can_download": may_download_sample(request.user),
+    }
     # htmx polls the status part while the scan runs; the part stops polling once finished
     template = "scans/_scan_status.html" if is_htmx(request) else "scans/scan_detail.html"
     return render(request, template, context)
