@@ -16,7 +16,16 @@ from django.utils.html import format_html, format_html_join
 
 from portal.params import IdOrNameFilter
 from scans import search
-from scans.models import HuntMatch, Label, RetroHunt, Sample, ScanJob, ScanStatus, Verdict
+from scans.models import (
+    CurrentMatch,
+    HuntMatch,
+    Label,
+    RetroHunt,
+    Sample,
+    ScanJob,
+    ScanStatus,
+    Verdict,
+)
 from threats.api import FamilyRef, review_base
 from threats.api import families as threats_families
 
@@ -105,6 +114,11 @@ def sample_get(*, sha256: str) -> Sample | None:
     if not _SHA256.fullmatch(sha256):
         return None
     return Sample.objects.select_related("family", "uploaded_by").filter(sha256=sha256).first()
+
+
+def sample_current_matches(*, sample: Sample, limit: int = 50) -> list[CurrentMatch]:
+    """The signatures of the sample's verdict release that hit it, strongest first."""
+    return list(CurrentMatch.objects.filter(sample=sample).order_by("-weight", "name")[:limit])
 
 
 def sample_scans(*, sample: Sample, limit: int = 50) -> list[ScanJob]:

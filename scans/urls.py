@@ -2,13 +2,15 @@
 
 from django.urls import path
 
-from scans import views
+from scans import views, views_labels
 
 app_name = "scans"
 urlpatterns = [
     path("samples/", views.sample_list_view, name="sample-list"),
     path("samples/upload/", views.sample_upload_view, name="sample-upload"),
+    path("samples/labels/", views_labels.labels_bulk_view, name="sample-labels"),
     path("samples/<str:sha256>/", views.sample_detail_view, name="sample-detail"),
+    path("samples/<str:sha256>/label/", views_labels.sample_label_view, name="sample-label"),
     path("scans/", views.scan_list_view, name="scan-list"),
     path("scans/<id:scan_id>/", views.scan_detail_view, name="scan-detail"),
     path("retrohunts/", views.retrohunt_list_view, name="retrohunt-list"),

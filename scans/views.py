@@ -32,6 +32,7 @@ from scans.selectors import (
     hunt_get,
     hunt_list,
     hunt_matches_by_label,
+    sample_current_matches,
     sample_get,
     sample_list,
     sample_scans,
@@ -106,6 +107,9 @@ def sample_detail_view(request: HttpRequest, sha256: str) -> HttpResponse:
         "scans": sample_scans(sample=sample),
         "can_scan": request.user.has_perm("scans.add_scanjob"),
         "can_download": may_download_sample(request.user),
+        "can_relabel": request.user.has_perm("scans.change_sample"),
+        "labels": Label.choices,
+        "current_matches": sample_current_matches(sample=sample),
     }
     return render(request, "scans/sample_detail.html", context)
 
