@@ -4,13 +4,22 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
+from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import apis, views
 from portal.exceptions import ApplicationError, request_error
+
+
+def favicon_view(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links: send them to the SVG icon,
+    served with the other static files (WhiteNoise, hashed name when not DEBUG)."""
+    return redirect(static("portal/favicon.svg"), permanent=False)
+
 
 api_v1 = [
     path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
@@ -24,6 +33,7 @@ urlpatterns = [
     path("dashboard/panels/", views.dashboard_panels_view, name="dashboard-panels"),
     path("audit/", views.audit_view, name="audit"),
     path("notifications/", views.notifications_view, name="notifications"),
+    path("favicon.ico", require_GET(favicon_view), name="favicon"),
     path("healthz", views.healthz_view, name="healthz"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),

@@ -74,6 +74,7 @@ class SignatureRef:
     severity: str
     status: str
     url: str
+    family: str = ""  # the current revision's family (the dashboard's detections per family)
 
 
 def signature_url(signature_id: int) -> str:
@@ -279,6 +280,7 @@ def signature_refs(ids: Iterable[int]) -> dict[int, SignatureRef]:
                 severity=severity,
                 status=status,
                 url=signature_url(sig_id),
+                family=family or "",
             )
     return out
 
