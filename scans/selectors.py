@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import django_filters
 from django.db.models import Count, QuerySet
+from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
@@ -214,6 +216,47 @@ def hunt_list(*, user: Any = None, mine: bool = False) -> QuerySet[RetroHunt]:
     if mine and user is not None:
         qs = qs.filter(created_by=user)
     return qs.order_by("-id")
+
+
+@dataclass(frozen=True)
+class HuntRules:
+    """The first rules a hunt ran (name, signature id or None), and how many it ran."""
+
+    first: tuple[tuple[str, int | None], ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.first), 0)
+
+
+HUNT_RULES_SHOWN = 3
+
+
+def hunt_rule_names(hunts: Iterable[RetroHunt]) -> dict[int, HuntRules]:
+    """{hunt id: HuntRules} for a page of hunts, reading only the first few records of each
+    from the database (a feed's hunt holds 100,000 records; the list never loads them)."""
+    hunts = list(hunts)
+    fields: dict[str, Any] = {}
+    for i in range(HUNT_RULES_SHOWN):
+        fields[f"name{i}"] = KT(f"records__{i}__name")
+        fields[f"id{i}"] = KT(f"records__{i}__id")
+    rows = RetroHunt.objects.filter(pk__in=[h.pk for h in hunts]).values("pk", **fields)
+    firsts = {
+        row["pk"]: tuple(
+            (row[f"name{i}"], int(row[f"id{i}"]) if row[f"id{i}"] else None)
+            for i in range(HUNT_RULES_SHOWN)
+            if row[f"name{i}"]
+        )
+        for row in rows
+    }
+    return {
+        h.pk: HuntRules(
+            first=firsts.get(h.pk, ()),
+            total=len(h.revision_ids or ()) or (1 if h.rule_kind else 0),
+        )
+        for h in hunts
+    }
 
 
 @dataclass(frozen=True)

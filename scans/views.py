@@ -32,6 +32,7 @@ from scans.selectors import (
     hunt_get,
     hunt_list,
     hunt_matches_by_label,
+    hunt_rule_names,
     sample_current_matches,
     sample_get,
     sample_list,
@@ -200,6 +201,10 @@ def retrohunt_list_view(request: HttpRequest) -> HttpResponse:
             return redirect(back if back.startswith("/") else "scans:retrohunt-list")
         return redirect("scans:retrohunt-detail", hunt_id=hunt.pk)
     page = Paginator(hunt_list(), 50).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    rules = hunt_rule_names(page.object_list)
+    for hunt in page.object_list:
+        hunt.rules = rules[hunt.pk]  # type: ignore[attr-defined]
     return render(request, "scans/retrohunt_list.html", {"page": page})
 
 

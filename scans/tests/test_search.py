@@ -9,7 +9,7 @@ import pytest
 
 from portal.testing import gate
 from scans.featurekeys import sample_keys_store
-from scans.models import Label, Sample
+from scans.models import HuntStatus, Label, RetroHunt, Sample
 from scans.rulesets import EMPTY
 from scans.services import scan_run
 from scans.tests.factories import stored_sample
@@ -210,3 +210,45 @@ def test_signature_list_hit_counts_link_to_the_samples(client, researcher, apps)
     page = client.get("/signatures/").content.decode()
     assert f"/samples/?signature={sig.pk}&amp;label=malicious" in page
     assert f"/samples/?signature={sig.pk}&amp;label=unknown" in page
+
+
+# --- the retro-hunt pages --------------------------------------------------------------------
+def test_the_hunt_list_names_the_rules_it_ran(client, researcher) -> None:
+    sigs = [make_signature() for _ in range(5)]
+    hunt = gate(*sigs)
+    client.force_login(researcher)
+    page = client.get("/retrohunts/").content.decode()
+    row = page[page.index(f'href="/retrohunts/{hunt.pk}/"') :]
+    row = row[: row.index("</tr>")]
+    shown = [s for s in sigs if f'href="/signatures/{s.pk}/"' in row]
+    assert len(shown) == 3
+    assert all(s.name in row for s in shown)
+    assert "and 2 more" in row
+
+
+def test_a_hunt_over_no_samples_does_not_look_like_finished_work(client, researcher) -> None:
+    hunt = gate(make_signature())  # no sample stored
+    assert (hunt.status, hunt.total) == ("finished", 0)
+    client.force_login(researcher)
+    listed = client.get("/retrohunts/").content.decode()
+    row = listed[listed.index(f'href="/retrohunts/{hunt.pk}/"') :]
+    row = row[: row.index("</tr>")]
+    assert "nothing to hunt" in row
+    assert "0 samples" in row
+    assert "badge finished" not in row
+    page = client.get(f"/retrohunts/{hunt.pk}/").content.decode()
+    assert "nothing to hunt: 0 samples" in page
+    assert "badge finished" not in page
+
+
+def test_the_cancel_button_is_part_of_the_polled_status_and_goes_when_done(
+    client, admin_user
+) -> None:
+    hunt = RetroHunt.objects.create(status=HuntStatus.RUNNING, total=10, records=[])
+    client.force_login(admin_user)
+    polled = client.get(f"/retrohunts/{hunt.pk}/", headers={"HX-Request": "true"})
+    assert 'id="cancel-hunt"' in polled.content.decode()
+    RetroHunt.objects.filter(pk=hunt.pk).update(status=HuntStatus.FINISHED, scanned=10)
+    polled = client.get(f"/retrohunts/{hunt.pk}/", headers={"HX-Request": "true"})
+    assert 'id="cancel-hunt"' not in polled.content.decode()
+    assert 'id="cancel-hunt"' not in client.get(f"/retrohunts/{hunt.pk}/").content.decode()
