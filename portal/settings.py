@@ -403,6 +403,10 @@ RELEASE_TIMESTAMP_EXPIRY_HOURS = env.int("RELEASE_TIMESTAMP_EXPIRY_HOURS", defau
 # many days raw reports (which name their device) are kept before only anonymous daily
 # roll-ups remain.
 DEVICE_REPORT_RATE = env.str("DEVICE_REPORT_RATE", default="60/hour")
+# The cloud look-up (docs/lookup.md): look-ups per device, and how long a phone may keep an
+# answer for a hash (it asks again sooner when its release changes).
+DEVICE_LOOKUP_RATE = env.str("DEVICE_LOOKUP_RATE", default="120/hour")
+DEVICE_LOOKUP_CACHE_SECONDS = env.int("DEVICE_LOOKUP_CACHE_SECONDS", default=6 * 3600)
 DEVICE_REPORT_RETENTION_DAYS = env.int("DEVICE_REPORT_RETENTION_DAYS", default=30)
 # Automatic halts (releases/halts.py): within the last AUTO_HALT_WINDOW_MINUTES, a signature
 # new in the current release reported on a clean app, or one app detected by more than

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.dispatch import Signal
 
@@ -132,7 +133,25 @@ def _records_from_pins(number: int) -> tuple[RuleRecord, ...]:
     return tuple(records_for_pins(pin_codec.unpack(bytes(blob))))
 
 
+if TYPE_CHECKING:
+    from releases.authentication import DevicePrincipal, DeviceTokenAuthentication, IsDevice
+
+
+def __getattr__(name: str) -> object:
+    """Device authentication for other apps' device endpoints (the cloud look-up in scans),
+    imported on first use: ``releases.authentication`` needs ``releases.services``, which
+    imports this module."""
+    if name in ("DevicePrincipal", "DeviceTokenAuthentication", "IsDevice"):
+        from releases import authentication
+
+        return getattr(authentication, name)
+    raise AttributeError(name)
+
+
 __all__ = [
+    "DevicePrincipal",
+    "DeviceTokenAuthentication",
+    "IsDevice",
     "Pin",
     "ReleaseNotFound",
     "RulesetSnapshot",

@@ -345,3 +345,20 @@ class SignatureHit(models.Model):
 
     def __str__(self) -> str:
         return f"signature {self.signature_id} on {self.sample_id}"
+
+
+class LookupCount(models.Model):
+    """How often phones asked about an app by SHA-256 (``POST /api/v1/devices/lookup/``),
+    counted without saying which phone asked (docs/privacy.md): the unknown apps phones ask
+    about most are the ones researchers should collect next."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    count = models.PositiveBigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-count"], name="lookupcount_count")]
+
+    def __str__(self) -> str:
+        return f"{self.sha256}: {self.count}"

@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from scans import views, views_labels
+from scans import views, views_labels, views_wanted
 
 app_name = "scans"
 urlpatterns = [
     path("samples/", views.sample_list_view, name="sample-list"),
     path("samples/upload/", views.sample_upload_view, name="sample-upload"),
     path("samples/labels/", views_labels.labels_bulk_view, name="sample-labels"),
+    path("samples/wanted/", views_wanted.wanted_view, name="samples-wanted"),
     path("samples/<str:sha256>/", views.sample_detail_view, name="sample-detail"),
     path("samples/<str:sha256>/label/", views_labels.sample_label_view, name="sample-label"),
     path("scans/", views.scan_list_view, name="scan-list"),
