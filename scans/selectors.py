@@ -241,15 +241,15 @@ def hunt_rule_names(hunts: Iterable[RetroHunt]) -> dict[int, HuntRules]:
     for i in range(HUNT_RULES_SHOWN):
         fields[f"name{i}"] = KT(f"records__{i}__name")
         fields[f"id{i}"] = KT(f"records__{i}__id")
-    rows = RetroHunt.objects.filter(pk__in=[h.pk for h in hunts]).values("pk", **fields)
-    firsts = {
-        row["pk"]: tuple(
-            (row[f"name{i}"], int(row[f"id{i}"]) if row[f"id{i}"] else None)
-            for i in range(HUNT_RULES_SHOWN)
-            if row[f"name{i}"]
-        )
-        for row in rows
-    }
+    rows = (
+        RetroHunt.objects.filter(pk__in=[h.pk for h in hunts])
+        .annotate(**fields)
+        .values_list("pk", *fields)
+    )
+    firsts: dict[int, tuple[tuple[str, int | None], ...]] = {}
+    for pk, *cells in rows:
+        pairs = zip(cells[::2], cells[1::2], strict=True)  # (name, signature id) per record
+        firsts[pk] = tuple((name, int(sid) if sid else None) for name, sid in pairs if name)
     return {
         h.pk: HuntRules(
             first=firsts.get(h.pk, ()),

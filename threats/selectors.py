@@ -59,7 +59,7 @@ def rule_own_name(signature: Signature) -> str:
 
 def with_rule_names(signatures: Any) -> list[Signature]:
     """The signatures as a list, each with ``rule_name`` set (no query: rows are loaded)."""
-    rows = list(signatures)
+    rows: list[Signature] = list(signatures)
     for sig in rows:
         sig.rule_name = rule_own_name(sig)  # type: ignore[attr-defined]
     return rows

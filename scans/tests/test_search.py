@@ -53,7 +53,8 @@ def _found(client, **params) -> set[str]:
 
 
 def _cert(sample: Sample, algorithm: str = "sha256") -> str:
-    return sample.features["certificates"][0][algorithm]
+    assert sample.features is not None
+    return str(sample.features["certificates"][0][algorithm])
 
 
 def test_the_search_box_finds_samples_by_each_hash(api, researcher, apps) -> None:
