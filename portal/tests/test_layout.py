@@ -3,9 +3,12 @@ names, hashes, package names, tags and certificate subjects that real data has; 
 signature list and the audit log show every column without scrolling, "Hits m/c/u" stays on
 one line and signature names never break.
 
-The pages: every entry of the navigation, and the page one click below each list (a signature,
-a sample, a scan, a retro-hunt, a release, a family), as a reviewer who is also an auditor (the
-widest tables anyone sees: bulk checkboxes, the Audit entry)."""
+The pages: every entry of the navigation (read from the page, so a new area is checked as soon
+as it is added), the page one click below each list (a signature, a sample, a scan, a
+retro-hunt, a release, a family), the forms (upload, new signature) and the notifications, as a
+reviewer who is also an auditor (the widest tables anyone sees: bulk checkboxes, the Audit
+entry). The dashboard has this week's releases, halts and phone detections of long-named
+families; the release page's halt dialog fits a phone."""
 
 from __future__ import annotations
 
@@ -22,8 +25,13 @@ from django.utils import timezone
 from portal.audit import audit_log
 from portal.models import User
 from portal.testing import PASSWORD, gate
-from releases.services import release_build, release_publish
-from releases.tests.conftest import SignatureMaker, update_repo  # noqa: F401 - fixture
+from releases.models import DetectionReport
+from releases.services import device_register, release_build, release_publish
+from releases.tests.conftest import (  # noqa: F401 - fixture
+    ENROLLMENT_KEY,
+    SignatureMaker,
+    update_repo,
+)
 from scans.models import Label, RetroHunt, Sample, ScanJob
 from scans.services import sample_ingest, scan_run
 from threats.models import Category, Signature, Status, Tag
@@ -97,6 +105,23 @@ def _samples(corpus: Path, tmp_path: Path, user: User) -> list[tuple[Sample, Sca
     return stored
 
 
+def _detections(signatures: list[Signature]) -> None:
+    """A phone's detections of this week, so the dashboard draws its families chart."""
+    device = device_register(enrollment_key=ENROLLMENT_KEY, model="Pixel 8 Pro").device
+    now = timezone.now()
+    for i, sig in enumerate(signatures[:9]):
+        DetectionReport.objects.create(
+            device=device,
+            day=now.date(),
+            signature_id=sig.pk,
+            revision=1,
+            release=1,
+            app_sha256=secrets.token_hex(32),
+            package="com.example.banking.overlay.campaign" + str(i),
+            detected_at=now,
+        )
+
+
 def _audit_entries(actor: User) -> None:
     for i in range(5):
         audit_log(
@@ -133,6 +158,7 @@ def pages(
     sigs[0].linked_samples = [sample.sha256 for sample, _ in stored]
     sigs[0].save(update_fields=["linked_samples"])
     _audit_entries(authors[0])
+    _detections(sigs)
     hunt = RetroHunt.objects.filter(matches__isnull=False).latest("pk")
     sample, scan = stored[0]
     return Pages(
@@ -154,6 +180,9 @@ def pages(
             "release": f"/releases/{release.number}/",
             "devices": "/devices/",
             "audit log": "/audit/",
+            "upload": "/samples/upload/",
+            "new signature": "/signatures/new/",
+            "notifications": "/notifications/",
         }
     )
 
@@ -215,9 +244,21 @@ VISIBLE = """(el) => {
 }"""
 
 
+def _nav(page: Any) -> dict[str, str]:
+    """The navigation's entries on the page shown: {"nav: label": url}."""
+    links = page.locator("nav.areas a")
+    return {
+        f"nav: {links.nth(i).inner_text()}": links.nth(i).get_attribute("href")
+        for i in range(links.count())
+    }
+
+
 def _widths(page: Any, pages: Pages) -> dict[str, dict[str, int]]:
     measured = {}
-    for name, url in pages.urls.items():
+    page.goto("/")
+    seen = set(pages.urls.values())
+    urls = {**pages.urls, **{k: v for k, v in _nav(page).items() if v not in seen}}
+    for name, url in urls.items():
         answer = page.goto(url)
         assert answer is not None, f"{name} ({url}): no answer"
         assert answer.ok, f"{name} ({url}): {answer.status}"
@@ -273,4 +314,22 @@ def test_the_signature_list_and_audit_log_fit_a_laptop(
     details = page.locator(".card:has(> dl.facts)").first.bounding_box()
     assert details is not None
     assert details["width"] >= 600
+    page.context.close()
+
+
+def test_the_halt_dialog_fits_a_phone(
+    browser: Any, live_server: Any, pages: Pages, viewer: User
+) -> None:
+    # given a reviewer on a published release's page, on a phone
+    page = _open(browser, live_server, viewer, PHONE)
+    page.goto(pages.urls["release"])
+    # when they press Halt, the dialog, its reason box and both buttons are in view
+    page.click("#halt-open")
+    dialog = page.locator("#halt-dialog")
+    for part in (dialog, page.locator("#halt-reason"), dialog.locator("button[name=halt]")):
+        box = part.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= PHONE[0]
+    assert page.evaluate(MEASURE)["width"] <= PHONE[0]
     page.context.close()
