@@ -38,11 +38,8 @@ def active_set() -> ActiveSet:
 
 
 def rules_for_compile(ids: tuple[int, ...]) -> list[dict[str, Any]]:
-    return list(
-        WatchRule.objects.filter(pk__in=ids)
-        .order_by("id")
-        .values("id", "version", "name", "kind", "body")
-    )
+    rows = WatchRule.objects.filter(pk__in=ids).order_by("id")
+    return [dict(row) for row in rows.values("id", "version", "name", "kind", "body")]
 
 
 def rule_list(*, user: Any) -> QuerySet[WatchRule]:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -356,8 +357,7 @@ def sample_watch(*, sample_id: int, scan_id: int | None = None) -> list[WatchHit
             url=ref.url,
         )
         if rule.webhook_url:
-            hit_id = hit.pk
-            transaction.on_commit(lambda hit_id=hit_id: webhook_enqueue(hit_id=hit_id))
+            transaction.on_commit(functools.partial(webhook_enqueue, hit_id=hit.pk))
     return hits
 
 
