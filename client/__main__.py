@@ -1,4 +1,4 @@
-"""``python -m client register|sync|check|scan`` — every command prints JSON on stdout.
+"""``python -m client register|sync|check|scan|lookup`` — every command prints JSON on stdout.
 
 ``sync`` is "update now": it installs the release this device is offered at once. ``check`` is
 the scheduled run a phone makes every few minutes: one conditional GET of timestamp.json, an
@@ -7,6 +7,11 @@ urgent release installed at once, a normal one at this device's slot (``engine.r
 Exit codes: 0 done; 1 failed (the JSON says why; the installed database is unchanged);
 2 bad usage; 75 throttled by the server (try again after ``retry_after_seconds``).
 ``scan`` exits 1 when any file could not be scanned.
+
+``lookup`` asks the portal the verdict of apps (files, hashed here, or SHA-256s), one JSON
+line per app, answering from its per-hash cache when it can (``client.lookup``); it exits 1
+when an argument is neither a file nor a SHA-256, 75 when throttled (the answers it had
+are printed first).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from client.api import register as api_register
+from client.lookup import LookupOptions, lookup
 from client.scan import dumps, scan
 from client.state import ClientError, Config, StateDir
 from client.sync import SyncOptions, check, sync
@@ -53,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scan", help="scan APK/XAPK files with the installed database")
     sc.add_argument("--state", required=True, type=Path)
     sc.add_argument("files", nargs="+")
+
+    lk = sub.add_parser("lookup", help="ask the portal's verdict of apps, cached per hash")
+    lk.add_argument("--state", required=True, type=Path)
+    lk.add_argument("--force", action="store_true", help="ask now even if told to wait")
+    lk.add_argument("apps", nargs="+", metavar="FILE_OR_SHA256")
 
     for p in (reg, syn, chk, sc):
         # lets tests and engineers play an older client against a newer database
@@ -101,6 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = sync if args.command == "sync" else check
             options = SyncOptions(force=args.force, engine_version=args.engine_version)
             _print(run(args.state, options))
+        elif args.command == "lookup":
+            results, throttled = lookup(args.state, args.apps, LookupOptions(force=args.force))
+            for result in results:
+                print(dumps(result), flush=True)
+            if throttled is not None:
+                raise throttled
+            return 1 if any("error" in r for r in results) else 0
         else:
             failed = False
             for result in scan(args.state, args.files, engine_version=args.engine_version):

@@ -6,6 +6,8 @@ Layout of ``--state DIR``::
     schedule.json      when to check next, a server's Retry-After, timestamp.json's last ETag,
                        a normal release waiting for this device's slot
     outbox.json        detection and installed-release reports not sent yet (client.outbox)
+    lookup.json        the portal's look-up answers per app hash, kept under the installed
+                       release, and a look-up Retry-After (client.lookup)
     trust/root.json    the root metadata given at registration: the TUF trust anchor
     tuf/               tuf.ngclient's metadata cache (root_history/, timestamp.json, ...)
     downloads/         targets while they are being applied; emptied after each sync

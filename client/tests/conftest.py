@@ -124,6 +124,11 @@ class FakePortal:
     requests: list[str] = field(default_factory=list)  # every path asked for
     registered: int = 0
     url: str = ""
+    # the look-up stand-in: known verdicts by hash, every batch asked, scripted refusals
+    verdicts: dict[str, str] = field(default_factory=dict)
+    cache_seconds: int = 3600
+    lookups: list[list[str]] = field(default_factory=list)
+    lookup_scripted: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
 
 
 def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
@@ -146,13 +151,43 @@ def _handler(portal: FakePortal) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
-            if urlparse(self.path).path != "/api/v1/devices/register/":
+            if urlparse(self.path).path == "/api/v1/devices/lookup/":
+                self._lookup(body)
+            elif urlparse(self.path).path != "/api/v1/devices/register/":
                 self._json(404, {"detail": "not found"})
             elif body.get("enrollment_key") != ENROLLMENT_KEY:
                 self._json(403, {"detail": "bad enrollment key"})
             else:
                 portal.registered += 1
                 self._json(201, {"device_id": f"dev-{portal.registered}", "token": "device-token"})
+
+        def _lookup(self, body: dict[str, Any]) -> None:
+            if self.headers.get("Authorization") != "Token device-token":
+                self._json(401, {"message": "no device token"})
+                return
+            if portal.lookup_scripted:
+                status, headers, answer = portal.lookup_scripted.pop(0)
+                self._json(status, answer, headers)
+                return
+            asked = body.get("sha256s")
+            if not isinstance(asked, list) or not 0 < len(asked) <= 100:
+                self._json(400, {"message": "1 to 100 SHA-256s"})
+                return
+            portal.lookups.append(asked)
+            results = [
+                {
+                    "sha256": sha,
+                    "verdict": portal.verdicts.get(sha, "unknown"),
+                    "label": "unknown",
+                    "family": "Joker" if portal.verdicts.get(sha) == "malicious" else None,
+                    "signature": None,
+                    "release": 1 if sha in portal.verdicts else None,
+                }
+                for sha in asked
+            ]
+            self._json(
+                200, {"release": 1, "cache_seconds": portal.cache_seconds, "results": results}
+            )
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
