@@ -143,7 +143,8 @@ class _ReportSampleSerializer(serializers.Serializer):
     md5 = serializers.CharField()
     size = serializers.IntegerField()
     original_name = serializers.CharField(allow_blank=True)
-    label = serializers.CharField()
+    # "label" shadows Field.label in the stubs; it is the report key here
+    label = serializers.CharField()  # type: ignore[assignment]
     family = serializers.CharField(allow_null=True)
     package = serializers.CharField(allow_blank=True)
     app_label = serializers.CharField(allow_blank=True)

@@ -1,6 +1,7 @@
 /* Copy buttons (templates/portal/_copy.html): a click copies the button's data-copy value and
-   the button says "Copied" for a moment. Certificate fingerprints (.cert-sha256 in the
-   features) get the same button here, so the features template stays as it is. */
+   the button says "Copied" for a moment. Certificate fingerprints (the SHA-256 and SHA-1 lines
+   of each certificate in the features) get the same button here, so the features template
+   stays as it is. */
 (function () {
   "use strict";
 
@@ -48,18 +49,20 @@
   });
 
   function decorate(root) {
-    var cells = (root || document).querySelectorAll(".cert-sha256:not([data-copy-ready])");
+    var cells = (root || document).querySelectorAll(
+      ".cert-sha256:not([data-copy-ready]), section.cert dd.mono:not([data-copy-ready])");
     Array.prototype.forEach.call(cells, function (cell) {
       var value = cell.textContent.trim();
       cell.setAttribute("data-copy-ready", "");
-      if (!value) { return; }
+      if (!/^[0-9a-f]{40,64}$/i.test(value)) { return; }
       var button = document.createElement("button");
       button.type = "button";
       button.className = "secondary copy";
       button.style.cssText = "padding:0 .45rem;font-size:.75rem;line-height:1.5;margin-left:.3rem;vertical-align:baseline";
       button.dataset.copy = value;
-      button.title = "Copy the certificate SHA-256";
-      button.setAttribute("aria-label", "Copy the certificate SHA-256");
+      var what = value.length === 64 ? "SHA-256" : "SHA-1";
+      button.title = "Copy the certificate " + what;
+      button.setAttribute("aria-label", "Copy the certificate " + what);
       button.textContent = "Copy";
       cell.appendChild(document.createTextNode(" "));
       cell.appendChild(button);
@@ -67,5 +70,5 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { decorate(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { decorate(event.target); });
+  document.addEventListener("htmx:afterSettle", function () { decorate(document); });
 })();
