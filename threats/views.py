@@ -1,8 +1,8 @@
 """Pages of the threats app. Thin: selectors read, services write, templates show.
 
 Every page needs a Django permission (the site middleware already forces log-in); the
-services enforce the workflow rules (own drafts, four eyes), so a page only decides which
-buttons to show.
+workflow rules (own drafts, four eyes) are ``threats.policy``, which the services enforce and
+the pages read to decide which buttons to show.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from portal.htmx import is_htmx
 from portal.models import User
 from portal.params import ParameterError, parse_id, parse_ids
 from portal.parsers import json_loads_bounded
-from threats import gates, selectors, services
+from threats import gates, policy, selectors, services
 from threats.api import signature_panels
 from threats.models import (
     Category,
     Family,
-    RevisionState,
     Severity,
     Signature,
     SignatureRevision,
@@ -122,14 +121,7 @@ def signature_list_view(request: HttpRequest) -> HttpResponse:
 
 
 def _bulk_actions(user: User) -> list[str]:
-    actions = []
-    if user.has_perm("threats.change_signature"):
-        actions.append("submit")
-    if user.has_perm("threats.review_signature"):
-        actions += ["approve", "reject"]
-    if user.has_perm("threats.moderate_signature"):
-        actions += ["noisy", "disable"]
-    return actions
+    return list(policy.bulk_actions(user))
 
 
 @permission_required("threats.view_signature", raise_exception=True)
@@ -174,9 +166,8 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
     _with_gate_states(page)
     page.object_list = selectors.with_rule_names(page.object_list)
-    actions = ["approve", "reject"]
-    if user.has_perm("threats.moderate_signature"):
-        actions.append("noisy")
+    # the queue's bulk actions: review steps, and marking noisy where the role may
+    actions = [a for a in policy.bulk_actions(user) if a in ("approve", "reject", "noisy")]
     return render(
         request,
         "threats/review_queue.html",
@@ -202,37 +193,31 @@ def _with_gate_states(page: Any) -> None:
 
 
 # --- one signature ---------------------------------------------------------------------------
-def _actions(
-    user: User, sig: Signature, gate: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """The status actions this viewer may take now (the services check again)."""
-    rev = sig.current_revision
-    if rev is None:
-        return []
-    mine = user.pk in (sig.author_id, rev.author_id)
-    may_edit = mine or user.has_perm("threats.review_signature") or user.is_superuser
+# the status buttons of the signature page, in order: label, and whether a reason is required
+_BUTTONS = {
+    "submit": ("Submit for review", False),
+    "approve": ("Approve", False),
+    "reject": ("Reject", True),
+    "noisy": ("Mark noisy", True),
+    "disable": ("Disable", True),
+}
+
+
+def _actions(allowed: frozenset[str], gate: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The status buttons for the actions ``threats.policy`` allows this viewer now."""
     out: list[dict[str, Any]] = []
-    if (
-        user.has_perm("threats.change_signature")
-        and may_edit
-        and sig.status != Status.INVALID
-        and rev.state in (RevisionState.DRAFT, RevisionState.REJECTED)
-        and not (sig.status == Status.DISABLED and rev.state == RevisionState.APPROVED)
-    ):
-        out.append({"name": "submit", "label": "Submit for review", "reason": False})
-    four_eyes = user.pk not in (rev.author_id, rev.last_editor_id)
-    reviewing = user.has_perm("threats.review_signature") and rev.state == RevisionState.IN_REVIEW
-    if reviewing and four_eyes:
-        # the override field appears when clean hits, or too small a clean corpus, block the
-        # approval (the gate decides)
-        override = gate is not None and gate["gate"] in ("clean_hits", "no_clean_corpus")
-        out.append({"name": "approve", "label": "Approve", "reason": False, "override": override})
-        out.append({"name": "reject", "label": "Reject", "reason": True})
-    if user.has_perm("threats.moderate_signature"):
-        if sig.status == Status.DEPLOYED:
-            out.append({"name": "noisy", "label": "Mark noisy", "reason": True})
-        if sig.status != Status.DISABLED:
-            out.append({"name": "disable", "label": "Disable", "reason": True})
+    for name, (label, reason) in _BUTTONS.items():
+        if name not in allowed:
+            continue
+        button: dict[str, Any] = {"name": name, "label": label, "reason": reason}
+        if name == "approve":
+            # the override field appears when clean hits, or too small a clean corpus, block
+            # the approval (the gate decides)
+            button["override"] = gate is not None and gate["gate"] in (
+                "clean_hits",
+                "no_clean_corpus",
+            )
+        out.append(button)
     return out
 
 
@@ -244,22 +229,7 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     rev = sig.current_revision
     body = selectors.body_text(rev.body) if rev else ""
     history = selectors.signature_history(signature=sig)
-    may_edit = (
-        user.has_perm("threats.change_signature")
-        and rev is not None
-        and rev.state != RevisionState.IN_REVIEW
-        and (
-            user.pk in (sig.author_id, rev.author_id)
-            or user.has_perm("threats.review_signature")
-            or user.is_superuser
-        )
-    )
-    may_delete = (
-        user.has_perm("threats.delete_signature")
-        and sig.status in (Status.DRAFT, Status.INVALID)
-        and sig.deployed_revision_id is None
-        and (user.pk == sig.author_id or user.is_superuser or "admin" in _roles(user))
-    )
+    allowed = policy.allowed_actions(user, sig)
     gate = gates.gate_detail(rev) if rev is not None and sig.status != Status.INVALID else None
     shipping = sig.deployed_revision
     return render(
@@ -271,9 +241,9 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             "revision": rev,
             "body_html": highlighted(sig.kind, body),
             "history": [{"entry": h, "diff_html": _diff_html(h.diff)} for h in history],
-            "actions": _actions(user, sig, gate),
-            "may_edit": may_edit,
-            "may_delete": may_delete,
+            "actions": _actions(allowed, gate),
+            "may_edit": "edit" in allowed,
+            "may_delete": "delete" in allowed,
             "tags": [t.name for t in sig.tags.all()],
             "pending": rev is not None and sig.deployed_revision_id not in (None, rev.pk),
             "shipping": shipping,
@@ -291,12 +261,6 @@ def _revision_name(sig: Signature, rev: SignatureRevision) -> str:
         signature_id=sig.pk,
         revision=rev.number,
     )
-
-
-def _roles(user: User) -> set[str]:
-    from portal.roles import user_roles
-
-    return set(user_roles(user))
 
 
 def _diff_html(diff: str) -> SafeString:
