@@ -14,9 +14,9 @@ watch rules, each figure a median of ``--repeat`` runs:
 - ``floor_analyze_ms``: ``engine.analyze`` of the file in this process: the least a scan
   costs whatever the portal does around it.
 - ``scan_ms``: ``scans.services.scan_run`` of a new scan job (empty release), which includes
-  the scan-succeeded hook: with active rules it reads the stamp and sends
+  the scan-succeeded hook: with active rules it asks whether any rule is active and sends
   ``livehunt.watch_sample`` to the (filesystem) broker. This is what the verdict waits for.
-- ``hook_ms``: that hook alone (stamp read and the message sent), after the scan.
+- ``hook_ms``: that hook alone (one EXISTS query and the message sent), after the scan.
 - ``watch_ms``: ``livehunt.services.sample_watch`` as the chained task runs it, with the
   active rules already compiled in this process (the usual case: compiled once per stamp).
 - ``watch_cold_ms``: the same right after a rule changed (the stamp moved): the compile of

@@ -30,7 +30,7 @@ from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.ruleset import Ruleset, compile_ruleset
 from livehunt import policies
 from livehunt.models import DeliveryStatus, WatchHit, WatchRule, WebhookDelivery
-from livehunt.selectors import active_set, rules_for_compile
+from livehunt.selectors import active_set, any_active, rules_for_compile
 from livehunt.webhooks import WebhookRefused, check_url, post_json
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ForbiddenError
@@ -366,7 +366,7 @@ def watch_enqueue(*, scan_id: int, sample_id: int) -> None:
     from livehunt.tasks import watch_sample
 
     try:
-        if not active_set().ids:
+        if not any_active():
             return
         watch_sample.apply_async((sample_id, scan_id))
     except Exception:  # the scan is done either way; a lost watch is logged
