@@ -16,9 +16,11 @@ known (docs/verdicts.md):
 - the verdict is recomputed for the samples whose rows changed, and every other sample at
   the old release simply moves on to the new one in one UPDATE.
 
-A pass runs under a row lock (``VerdictSync``), so two workers on two machines never apply
-the same difference twice; it is a Celery task sent when the current release changes and
-run every minute by beat (so a lost message only delays it).
+Matching runs outside any transaction; each release's difference is then written in one
+short transaction under a row lock (``VerdictSync``) and only to samples still at the old
+release, so two workers on two machines never apply the same difference twice. It is a
+Celery task sent when the current release changes and run every minute by beat (so a lost
+message only delays it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from engine.errors import AnalysisError
@@ -155,14 +158,18 @@ def _covered_hits(hunt_id: int, pins: list[tuple[int, int]], at: int) -> list[tu
     return out
 
 
-def _match_again(after_id: int, records: list[RuleRecord], at: int) -> dict[int, list[Match]]:
+def _match_again(
+    after_id: int, ceiling: int, records: list[RuleRecord], at: int
+) -> dict[int, list[Match]]:
     """Match ``records`` on the samples at release ``at`` with an id above ``after_id``,
     from stored features and unit packs (a retro-hunt's per-sample code)."""
     from scans.retrohunts import sample_match
 
     ruleset = compile_ruleset(records)
     out: dict[int, list[Match]] = {}
-    samples = Sample.objects.filter(verdict_release=at, id__gt=after_id).order_by("id")
+    samples = Sample.objects.filter(verdict_release=at, id__gt=after_id, id__lte=ceiling).order_by(
+        "id"
+    )
     for sample in samples.iterator(chunk_size=200):
         try:
             out[sample.pk] = sample_match(sample, ruleset)
@@ -173,6 +180,9 @@ def _match_again(after_id: int, records: list[RuleRecord], at: int) -> dict[int,
 
 def _advance(at: int, to: int) -> tuple[int, int]:
     """Move every sample at release ``at`` to release ``to``; (changed, matched again)."""
+    # samples stored (or moved back to ``at`` by a late scan) after this point wait for the
+    # next pass: what is computed below covers exactly the samples up to ``ceiling``
+    ceiling = Sample.objects.aggregate(m=Max("id"))["m"] or 0
     change = _pin_diff(at, to)
     records = {r.id: r for r in (release_records(to) if to else ())}
     gone = sorted({p[0] for p in change.removed} | {before[0] for before, _ in change.changed})
@@ -202,13 +212,23 @@ def _advance(at: int, to: int) -> tuple[int, int]:
         hits.extend(_covered_hits(hunt_id, pins, at))
     matched: dict[int, list[Match]] = {}
     for after_id, recs in again.items():
-        for sample_id, found in _match_again(after_id, recs, at).items():
+        for sample_id, found in _match_again(after_id, ceiling, recs, at).items():
             matched.setdefault(sample_id, []).extend(found)
+    candidates = sorted({s for s, _, _ in hits} | set(matched))
     with transaction.atomic():
-        still = set(Sample.objects.filter(verdict_release=at).values_list("id", flat=True))
+        # one writer at a time (PostgreSQL; SQLite has one anyway); what was computed above
+        # is written only for samples still at ``at`` (a scan may have moved one meanwhile)
+        VerdictSync.objects.select_for_update().get(pk=1)
+        still: set[int] = set()
+        for chunk in _chunks(candidates):
+            still.update(
+                Sample.objects.filter(pk__in=chunk, verdict_release=at).values_list("id", flat=True)
+            )
         changed: set[int] = set()
         for chunk in _chunks(gone):
-            doomed = CurrentMatch.objects.filter(signature_id__in=chunk, sample__verdict_release=at)
+            doomed = CurrentMatch.objects.filter(
+                signature_id__in=chunk, sample__verdict_release=at, sample_id__lte=ceiling
+            )
             changed.update(doomed.values_list("sample_id", flat=True))
             doomed.delete()
         rows = [_row(s, records[sid]) for s, sid, _ in hits if s in still]
@@ -223,7 +243,7 @@ def _advance(at: int, to: int) -> tuple[int, int]:
         CurrentMatch.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
         changed.update(r.sample_id for r in rows)
         verdicts_recompute(changed)
-        Sample.objects.filter(verdict_release=at).update(verdict_release=to)
+        Sample.objects.filter(verdict_release=at, id__lte=ceiling).update(verdict_release=to)
     return len(changed), len(matched)
 
 
@@ -237,30 +257,31 @@ def verdicts_sync() -> SyncResult:
     """Bring every sample's verdict to the current release (see the module docstring)."""
     started = time.monotonic()
     to = current_release_number() or 0
-    VerdictSync.objects.get_or_create(pk=1)
+    state, _ = VerdictSync.objects.get_or_create(pk=1)
     changed = matched = 0
-    with transaction.atomic():
-        state = VerdictSync.objects.select_for_update().get(pk=1)
-        behind = sorted(
-            set(
-                Sample.objects.exclude(verdict_release=to)
-                .exclude(verdict_release__isnull=True)
-                .values_list("verdict_release", flat=True)
-                .distinct()
-            )
+    # the matching runs outside any transaction (it may read many stored apps); each
+    # release's difference is then written in one short transaction (``_advance``)
+    behind = sorted(
+        set(
+            Sample.objects.exclude(verdict_release=to)
+            .exclude(verdict_release__isnull=True)
+            .values_list("verdict_release", flat=True)
+            .distinct()
         )
-        if not behind and state.release == to:
-            return SyncResult(to, 0, 0, 0.0)
-        for at in behind:
-            c, m = _advance(at, to)
-            changed += c
-            matched += m
-        state.release = to
-        state.finished_at = timezone.now()
-        state.seconds = round(time.monotonic() - started, 3)
-        state.samples_changed = changed
-        state.samples_matched = matched
-        state.save()
+    )
+    if not behind and state.release == to:
+        return SyncResult(to, 0, 0, 0.0)
+    for at in behind:
+        c, m = _advance(at, to)
+        changed += c
+        matched += m
+    VerdictSync.objects.filter(pk=1).update(
+        release=to,
+        finished_at=timezone.now(),
+        seconds=round(time.monotonic() - started, 3),
+        samples_changed=changed,
+        samples_matched=matched,
+    )
     if behind:
         log.info(
             "verdicts: %s release(s) brought to %s; %s sample(s) changed, %s matched again",
