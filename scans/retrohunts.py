@@ -43,6 +43,7 @@ from django.utils import timezone
 from engine import ENGINE_VERSION
 from engine.analyze import analyze_with_content, read_content
 from engine.errors import AnalysisError
+from engine.facts_batch import FactsBatch, summary_facts
 from engine.features import AppContent, AppFeatures, Match, RuleRecord
 from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
@@ -475,6 +476,60 @@ def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
     return scanner
 
 
+# Koodous facts rules answered for a whole chunk at once (engine.facts_batch), per ruleset as
+# above; the records it cannot answer keep FactsScanner, compiled apart as ``rest``
+_facts_batches: OrderedDict[int, tuple[Ruleset, FactsBatch, Ruleset | None]] = OrderedDict()
+
+
+def _facts_batch(ruleset: Ruleset) -> tuple[FactsBatch, Ruleset | None]:
+    found = _facts_batches.get(id(ruleset))
+    if found is not None and found[0] is ruleset:
+        return found[1], found[2]
+    batch = FactsBatch(ruleset.records, ruleset.yara_namespaces.values())
+    rest = compile_ruleset([ruleset.records[i] for i in batch.rest]) if batch.rest else None
+    _facts_batches[id(ruleset)] = (ruleset, batch, rest)
+    while len(_facts_batches) > 8:
+        _facts_batches.popitem(last=False)
+    return batch, rest
+
+
+def facts_batch_enabled() -> bool:
+    """False only to measure the sample-by-sample path (bench/bench_koodous_facts.py)."""
+    return bool(getattr(settings, "RETROHUNT_FACTS_BATCH", True))
+
+
+def _chunk_facts_matches(samples: list[Sample], ruleset: Ruleset) -> dict[int, list[Match]]:
+    """``sample_match`` of a facts-only ruleset for the chunk's samples that have a current
+    stored summary, all in one batch (the others are left out: ``sample_match`` takes them
+    one by one, analysing them again if need be). Same matches, same evidence."""
+    if not ruleset.yara_facts_only or not facts_batch_enabled():
+        return {}
+    batch, rest = _facts_batch(ruleset)
+    current: list[Sample] = []
+    facts: list[dict[str, Any]] = []
+    for sample in samples:
+        if not _has_current_features(sample) or not sample.features:
+            continue
+        try:
+            facts.append(summary_facts(sample.features))
+        except (KeyError, TypeError, ValueError):
+            continue  # a summary this engine cannot read: sample_match decides
+        current.append(sample)
+    found = batch.match(facts) if batch.rules else [[] for _ in current]
+    out: dict[int, list[Match]] = {}
+    for sample, matches in zip(current, found, strict=True):
+        if rest is not None:
+            try:
+                summary = AppFeatures.from_dict(sample.features)
+                matches = matches + _facts_scanner(rest).match(android_globals(summary))
+            except Exception as exc:
+                if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError
+                    raise
+                continue  # sample_match reports it as this sample's error
+        out[sample.pk] = matches
+    return out
+
+
 def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
     """The matches of ``ruleset`` on one stored sample, from its stored facts, unit pack or
     features (analysed again only when none is current): what a hunt chunk runs per sample,
@@ -578,12 +633,18 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
             keyed_ok = set(keys)
             candidates = [sid for sid, ks in keys.items() if not plan.keys.isdisjoint(ks)]
             keyed = _keyed_matches(candidates, plan.keyed)
+        # rules on facts alone (Koodous): the whole chunk in one batch, before the loop
+        batched = _chunk_facts_matches(samples, plan.scanned) if plan.scanned is not None else {}
         worked = 0  # samples matched one by one (keyed-only samples cost next to nothing)
         for sample in samples:
             if plan.keyed is not None and sample.pk not in keyed_ok:
                 ruleset: Ruleset | None = plan.full()  # no current features: analysed again
             else:
                 ruleset = plan.scanned
+            if ruleset is plan.scanned and sample.pk in batched:
+                ruleset, matches = None, keyed.get(sample.pk, []) + batched[sample.pk]
+            else:
+                matches = keyed.get(sample.pk, [])
             if ruleset is not None or delay:
                 worked += 1
             if (
@@ -603,7 +664,6 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
             if delay:
                 time.sleep(delay)
             size += sample.size
-            matches = keyed.get(sample.pk, [])
             if ruleset is not None:
                 try:
                     matches = matches + sample_match(sample, ruleset)
