@@ -67,3 +67,33 @@ def test_a_released_verdict_reaches_the_phone_and_the_second_run_is_answered_fro
     assert code == 0
     assert [(x["verdict"], x["cached"]) for x in again] == [("unknown", True), ("malicious", True)]
     assert dict(LookupCount.objects.values_list("sha256", "count")) == counts
+
+
+def test_a_phone_over_its_lookup_rate_exits_75_and_does_not_ask_again_early(
+    phone,  # noqa: F811
+    settings,
+) -> None:
+    # given a portal that allows one look-up per device an hour
+    settings.DEVICE_LOOKUP_RATE = "1/hour"
+    state = phone("throttled-phone")
+    first, second = (hashlib.sha256(x).hexdigest() for x in (b"first", b"second"))
+    code, lines = run("lookup", "--state", str(state), first)
+    assert code == 0, lines
+    # when it asks about another app within the hour
+    code, lines = run("lookup", "--state", str(state), first, second)
+    # then the cached answer is still printed, the other app is not answered, and exit 75
+    assert code == 75
+    assert lines[0]["cached"] is True
+    assert "not asked" in lines[1]["error"]
+    assert lines[2]["retry_after_seconds"] > 30
+    # and the next run does not ask before the time it was told, even where the portal
+    # would now answer (a request would have counted the second app)
+    settings.DEVICE_LOOKUP_RATE = "1000/hour"
+    code, lines = run("lookup", "--state", str(state), second)
+    assert code == 75
+    assert not LookupCount.objects.filter(sha256=second).exists()
+    # and --force asks at once
+    code, lines = run("lookup", "--state", str(state), "--force", second)
+    assert code == 0
+    assert lines[0]["verdict"] == "unknown"
+    assert LookupCount.objects.get(sha256=second).count == 1
