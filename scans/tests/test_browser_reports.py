@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from scans.rulesets import EMPTY
+from scans.services import scan_run
+from scans.tests.factories import stored_sample
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
@@ -56,3 +60,22 @@ def test_the_upload_page_shows_each_verdict_and_a_copy_button_copies_the_hash(
         "v => navigator.clipboard.readText().then(t => t === v)",
         arg=fingerprint.get_attribute("data-copy"),
     )
+
+
+def test_the_scans_list_updates_itself_while_a_scan_runs_and_then_stops(
+    page, login, researcher, small_apk: Path
+) -> None:
+    # given a queued scan (no worker yet)
+    _, scan = stored_sample(small_apk)
+    login(researcher)
+    page.goto("/scans/")
+    row = page.locator(f"tr[data-scan='{scan.pk}']")
+    assert row.get_attribute("data-status") == "queued"
+    assert page.locator("#scan-rows-live").is_visible()
+    # when the scan ends
+    scan_run(scan_id=scan.pk, ruleset_provider=lambda: EMPTY)
+    # then the row shows it without a reload, and the list stops polling
+    page.wait_for_selector(f"tr[data-scan='{scan.pk}'][data-status='succeeded']", timeout=15_000)
+    assert "clean" in row.inner_text()
+    assert page.locator("#scan-rows-live").count() == 0
+    assert page.locator("#scan-rows-body").get_attribute("hx-trigger") is None

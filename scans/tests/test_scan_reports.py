@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 import pytest
 import pyzipper
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import InMemoryStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils._os import safe_join
 from rest_framework.test import APIClient
 
 from portal.models import AuditEntry
@@ -331,3 +333,32 @@ def test_the_schema_documents_the_report_and_the_download(api, researcher) -> No
     download = schema["paths"]["/api/v1/samples/{sha256}/download/"]["get"]
     assert "application/zip" in download["responses"]["200"]["content"]
     assert "403" in download["responses"]
+
+
+class NoPathStorage(InMemoryStorage):
+    """Storage with no local path for its callers, as S3 is."""
+
+    def path(self, name: str) -> str:
+        raise NotImplementedError("no local path")
+
+    def _relative_path(self, name: str) -> str:  # what InMemoryStorage itself used path() for
+        return os.path.relpath(safe_join(self.location, name), self.location)
+
+
+def test_the_download_streams_from_storage_without_a_local_path(
+    api, researcher, settings, small_apk: Path
+) -> None:
+    # given storage with no local path, as S3 is
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.NoPathStorage"},
+    }
+    with pytest.raises(NotImplementedError):
+        default_storage.path("x")
+    sha = _sample(api, researcher, small_apk)
+    # when the sample is downloaded, then the archive holds its bytes all the same
+    response = api(researcher).get(f"{SAMPLES}{sha}/download/")
+    assert response.status_code == 200
+    with pyzipper.AESZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        archive.setpassword(b"infected")
+        assert archive.read(f"{sha}.apk") == small_apk.read_bytes()
