@@ -32,6 +32,7 @@ Speed: the unrepeated part costs one trigram lookup per position of each new dis
 
 from __future__ import annotations
 
+import bisect
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -399,6 +400,7 @@ class _FactPreds:
         self.trigrams: dict[bytes, list[tuple[bytes, int, re.Pattern[bytes]]]] = {}
         self.always: list[tuple[int, re.Pattern[bytes]]] = []
         self.by_yara: set[int] = set()  # answered by yara-x even for ASCII values
+        self.by_atom: dict[bytes, list[tuple[int, re.Pattern[bytes]]]] = {}
         self.answers: dict[str, tuple[int, ...]] = {}
         for pid, pred in preds:
             if pred.kind == "string":
@@ -417,7 +419,11 @@ class _FactPreds:
                 self.always.append((pid, pattern))
             else:
                 self.trigrams.setdefault(atom[:3], []).append((atom, pid, pattern))
+                self.by_atom.setdefault(atom, []).append((pid, pattern))
+        self.atoms = list(self.by_atom)
+        self.atom_scanner = _atom_scanner(self.atoms) if self.atoms else None
         self.scanner = _yara_tests(preds)
+        self.few = _yara_tests([(pid, p) for pid, p in preds if pid in self.by_yara])
 
     def answer(self, value: str) -> tuple[int, ...]:
         """The predicates ``value`` (non-empty) satisfies."""
@@ -442,12 +448,74 @@ class _FactPreds:
             if pattern.search(data) is not None:
                 hit.append(pid)
         if self.by_yara:
-            hit.extend(self._yara(value) & self.by_yara)
+            hit.extend(self._yara(value, self.few))
         return tuple(sorted(set(hit)))
 
-    def _yara(self, value: str) -> set[int]:
-        self.scanner.set_global("v", value)
-        return {int(rule.identifier[1:]) for rule in self.scanner.scan(b"").matching_rules}
+    def resolve(self, values: list[str]) -> None:
+        """``answer`` for many new distinct values at once, into ``answers``: the patterns'
+        literal runs are found by one yara-x scan over all the values (one after the other,
+        a newline apart; no run holds a newline), then only the candidates are tried."""
+        if self.atom_scanner is None or len(values) < 8:
+            for value in values:
+                self.answers[value] = self.answer(value)
+            return
+        texts: list[str] = []
+        for value in values:
+            if value.isascii():
+                texts.append(value)
+            else:
+                self.answers[value] = tuple(sorted(self._yara(value)))
+        datas = [t.encode("ascii") for t in texts]
+        lowered = [d.lower() for d in datas]
+        starts: list[int] = []
+        at = 0
+        for data in lowered:
+            starts.append(at)
+            at += len(data) + 1
+        results = self.atom_scanner.scan(b"\n".join(lowered))
+        candidates: dict[int, set[int]] = {}
+        for rule in results.matching_rules:
+            atom = int(rule.identifier[1:])
+            for pattern in rule.patterns:
+                if len(pattern.matches) >= _MAX_MATCHES:
+                    for text in texts:  # the scan may have stopped counting: one by one
+                        self.answers[text] = self.answer(text)
+                    return
+                for found in pattern.matches:
+                    k = bisect.bisect_right(starts, found.offset) - 1
+                    candidates.setdefault(k, set()).add(atom)
+        equals, always, few = self.equals, self.always, self.by_yara
+        for k, text in enumerate(texts):
+            hit: list[int] = list(equals.get(lowered[k], ()))
+            for atom in candidates.get(k, ()):
+                for pid, regex in self.by_atom[self.atoms[atom]]:
+                    if regex.search(datas[k]) is not None:
+                        hit.append(pid)
+            for pid, regex in always:
+                if regex.search(datas[k]) is not None:
+                    hit.append(pid)
+            if few:
+                hit.extend(self._yara(text, self.few))
+            self.answers[text] = tuple(sorted(set(hit)))
+
+    def _yara(self, value: str, scanner: yara_x.Scanner | None = None) -> set[int]:
+        scanner = scanner or self.scanner
+        scanner.set_global("v", value)
+        return {int(rule.identifier[1:]) for rule in scanner.scan(b"").matching_rules}
+
+
+_MAX_MATCHES = 1_000_000
+
+
+def _atom_scanner(atoms: list[bytes]) -> yara_x.Scanner:
+    """A rule ``a<n>`` per literal run, as exact bytes."""
+    compiler = yara_x.Compiler()
+    for n, atom in enumerate(atoms):
+        hexed = " ".join(f"{b:02x}" for b in atom)
+        compiler.add_source(f"rule a{n} {{ strings: $a = {{ {hexed} }} condition: $a }}\n")
+    scanner = yara_x.Scanner(compiler.build())
+    scanner.max_matches_per_pattern(_MAX_MATCHES)
+    return scanner
 
 
 def _yara_tests(preds: list[tuple[int, _Pred]]) -> yara_x.Scanner:
@@ -504,6 +572,8 @@ class FactsBatch:
             answers = entry.answers
             if len(answers) > VALUE_CACHE_MAX:
                 answers.clear()
+            rows: list[tuple[int, Sequence[str]]] = []
+            new: dict[str, None] = {}
             for position, app in enumerate(facts):
                 if app is None:
                     continue
@@ -513,16 +583,18 @@ class FactsBatch:
                 else:
                     values = app.get(fact) or ()
                     values = values[: app.get(count_name, 0)]
-                bit = 0
+                if values:
+                    rows.append((position, values))
+                    for value in values:
+                        if value and value not in answers:
+                            new[value] = None
+            if new:
+                entry.resolve(list(new))
+            for position, values in rows:
+                bit = 1 << position
                 for value in values:
-                    if not value:
-                        continue
-                    hit = answers.get(value)
-                    if hit is None:
-                        hit = answers[value] = entry.answer(value)
-                    if hit:
-                        bit = bit or 1 << position
-                        for pid in hit:
+                    if value:
+                        for pid in answers[value]:
                             masks[pid] |= bit
         ints: dict[str, dict[int, int]] = {}
         for name in self.integers:
