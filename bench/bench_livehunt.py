@@ -119,6 +119,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.rules.split(",")]
+    load_start = os.getloadavg()
     _django(args.var_dir or _default_var_dir())
 
     from django.utils import timezone
@@ -242,6 +243,8 @@ def main(argv: list[str]) -> int:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "repeat": args.repeat,
+        # the machine is shared: the 1-minute load average when the bench began and ended
+        "loadavg_1m": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
         "rule_kinds_at_max": kinds,
         "runs": runs,
     }

@@ -68,3 +68,14 @@ def test_the_owner_disables_and_deletes_from_the_rule_page(client, researcher) -
 def test_the_navigation_links_livehunt(client, researcher) -> None:
     client.force_login(researcher)
     assert b'href="/livehunt/"' in client.get("/livehunt/").content
+
+
+def test_the_pages_need_a_login_and_a_role(client, make_user) -> None:
+    answer = client.get("/livehunt/")
+    assert answer.status_code == 302
+    assert answer["Location"].startswith("/accounts/login/?next=")
+    client.force_login(make_user())  # no role
+    assert client.get("/livehunt/").status_code == 403
+    api = client.get("/api/v1/livehunt/rules/")
+    assert api.status_code == 403
+    assert api.json()["message"]
