@@ -1,5 +1,8 @@
 """Write signature records out for other tools: YARA, CSV and STIX 2.1.
 
+Each exporter asks a record's kind for its part (``Kind.yara_source``, ``Kind.csv_body``,
+``Kind.stix_pattern``), so a new kind exports without an edit here.
+
 ``to_yara`` and ``to_csv`` round-trip through ``engine.importers``: parsing the export gives
 back the same kinds and normalised bodies. ``to_stix`` is one-way and deterministic (ids are
 uuid5 of the record's kind and dedup key), so exporting twice gives identical bundles.
@@ -15,19 +18,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.features import RuleRecord
-from engine.kinds import _yara_source, get_kind
+from engine.kinds import REGISTRY, _yara_source
 
 # uuid5 namespace for this product's STIX ids; never change it, ids would all change
 STIX_NAMESPACE = uuid.UUID("6f0b8c1e-2d1f-5a57-9a3c-6a1c1f0e7d42")
 STIX_EPOCH = "1970-01-01T00:00:00.000Z"
-_STIX_HASH_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 CSV_COLUMNS = ("kind", "body", "family", "severity", "name")
 
 
 def to_yara(records: Iterable[RuleRecord]) -> str:
     """The YARA records as one file: imports first, each helper rule once, then each rule.
 
-    Other kinds are left out (they would come back as YARA, not as themselves). Helpers that
+    Records whose kind has no YARA source (``Kind.yara_source``) are left out (they would
+    come back as YARA, not as themselves); so are records of kinds this engine lacks. Helpers that
     two records define identically are written once. Two records that define different rules
     under one name make a file that neither compiles as a whole nor splits back correctly,
     so keep rule names unique. Global helper rules gate every rule of a YARA file, so
@@ -37,9 +40,11 @@ def to_yara(records: Iterable[RuleRecord]) -> str:
     helpers: dict[str, str] = {}
     rules: list[str] = []
     for record in records:
-        if record.kind != "yara":
+        kind = REGISTRY.get(record.kind)
+        source = kind.yara_source(record.body) if kind is not None else None
+        if source is None:
             continue
-        parsed = _yara_source.parse(record.body)
+        parsed = _yara_source.parse(source)
         imports.update(m for m, _ in parsed.imports)
         for rule in parsed.rules:
             if rule.private:
@@ -66,51 +71,28 @@ def to_csv(records: Iterable[RuleRecord]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        body = record.body if record.kind == "yara" else json.dumps(record.body, sort_keys=True)
+        kind = REGISTRY.get(record.kind)
+        body = kind.csv_body(record.body) if kind else json.dumps(record.body, sort_keys=True)
         writer.writerow([record.kind, body, _family(record.name), record.severity, record.name])
     return out.getvalue()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _stix_pattern(record: RuleRecord) -> tuple[str, str] | None:
-    """(pattern, pattern_type) for a record, or None when STIX has no way to say it."""
-    body = record.body
-    if record.kind == "hash":
-        algorithm = _STIX_HASH_NAMES[body["algorithm"]]
-        obj = "x509-certificate" if body["target"] == "cert" else "file"
-        return f"[{obj}:hashes.'{algorithm}' = {_quote(body['value'])}]", "stix"
-    if record.kind == "indicator":
-        value = body["value"]
-        if body["type"] == "domain":
-            return f"[domain-name:value = {_quote(value)}]", "stix"
-        if body["type"] == "url":
-            return f"[url:value = {_quote(value)}]", "stix"
-        if body["type"] in ("ip", "cidr"):
-            obj = "ipv6-addr" if ":" in value else "ipv4-addr"
-            return f"[{obj}:value = {_quote(value)}]", "stix"
-        return None
-    if record.kind == "yara":
-        return record.body, "yara"
-    return None
 
 
 def to_stix(records: Iterable[RuleRecord], *, created: str = STIX_EPOCH) -> dict[str, Any]:
     """A STIX 2.1 bundle with one ``indicator`` per record STIX can express.
 
-    Hashes (file, DEX and certificate), domains, URLs, IPs, networks and YARA rules are
-    exported; SMS short codes, behaviours and package/certificate pairs have no STIX pattern
-    and are left out. ``created`` fills created/modified/valid_from, so output is stable.
+    Each kind says its pattern (``Kind.stix_pattern``): hashes (file, DEX and certificate),
+    domains, URLs, IPs, networks and YARA rules are exported; SMS short codes, behaviours and
+    package/certificate pairs have no STIX pattern and are left out, as are records of kinds
+    this engine lacks. ``created`` fills created/modified/valid_from, so output is stable.
     """
     objects: list[dict[str, Any]] = []
     for record in records:
-        found = _stix_pattern(record)
-        if found is None:
+        kind = REGISTRY.get(record.kind)
+        found = kind.stix_pattern(record.body) if kind is not None else None
+        if found is None or kind is None:
             continue
         pattern, pattern_type = found
-        key = get_kind(record.kind).dedup_key(record.body)
+        key = kind.dedup_key(record.body)
         indicator: dict[str, Any] = {
             "type": "indicator",
             "spec_version": "2.1",

@@ -1,15 +1,18 @@
 """The registry of signature kinds.
 
-Adding a kind is one new module in this package that defines a ``Kind`` subclass, plus its
-dotted path in ``KIND_CLASSES`` below (the same shape as Django's ``PASSWORD_HASHERS``).
-The order of ``KIND_CLASSES`` is the order kinds are offered to people.
+Adding a kind is one new module in this package that defines a ``Kind`` subclass (its
+validation, its ``KindIndex`` for matching, its weight and export hooks: ``engine.kinds.base``),
+plus its dotted path in ``KIND_CLASSES`` below (the same shape as Django's
+``PASSWORD_HASHERS``). Nothing else changes: ``engine.ruleset``, ``engine.exporters`` and
+``engine.codec`` ask the kind. The order of ``KIND_CLASSES`` is the order kinds are offered
+to people.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from engine.kinds.base import Issue, Kind, ValidationResult
+from engine.kinds.base import Hits, Issue, Kind, KindIndex, ValidationResult
 
 KIND_CLASSES: list[str] = [
     "engine.kinds.hash.HashKind",
@@ -51,8 +54,10 @@ def get_kind(name: str) -> Kind:
 __all__ = [
     "KIND_CLASSES",
     "REGISTRY",
+    "Hits",
     "Issue",
     "Kind",
+    "KindIndex",
     "UnknownKind",
     "ValidationResult",
     "get_kind",

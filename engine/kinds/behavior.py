@@ -13,7 +13,8 @@ import math
 import re
 from typing import Any
 
-from engine.kinds.base import Issue, Kind, ValidationResult
+from engine.features import AppFeatures, RuleRecord
+from engine.kinds.base import Hits, Issue, Kind, KindIndex, ValidationResult
 
 DEFAULT_SCORE = 50
 _JAVA_CLASS = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
@@ -59,6 +60,16 @@ class BehaviorKind(Kind):
         "Permissions and API calls that must all be present in the app (like a Quark rule), "
         "with a 0-100 score for how telling the combination is."
     )
+    scales_weight = True
+
+    def new_index(self) -> BehaviorIndex:
+        return BehaviorIndex()
+
+    def weight_factor(self, body: Any) -> float:
+        """A behaviour's score (0-100) scales its severity's weight."""
+        if not isinstance(body, dict):
+            return 1.0
+        return int(body.get("score", 100)) / 100
 
     def validate(self, body: Any) -> ValidationResult:
         if not isinstance(body, dict):
@@ -150,6 +161,50 @@ class BehaviorKind(Kind):
         parts += [f"{a['class'].rpartition('/')[2].rstrip(';')}.{a['method']}" for a in body["api"]]
         head = body.get("label") or "behaviour"
         return f"{head}: {' + '.join(parts)} (score {body['score']})"
+
+
+class BehaviorIndex(KindIndex):
+    """An inverted index: each permission or API key -> the behaviours that require it, and
+    how many keys each needs. An app costs one lookup per permission and method it has."""
+
+    def __init__(self) -> None:
+        # "perm:<name>" / "api:<Lcls;->name(desc)>" -> positions of the behaviours needing it
+        self.behavior_index: dict[str, list[int]] = {}
+        self.behavior_needs: dict[int, int] = {}
+
+    def add(self, record: RuleRecord, index: int) -> None:
+        body = record.body
+        keys = {f"perm:{p}" for p in body["permissions"]}
+        keys |= {
+            f"api:{api_key(a['class'], a['method'], a.get('descriptor'))}" for a in body["api"]
+        }
+        if not keys:
+            raise ValueError("a behaviour needs at least one permission or API call")
+        for key in keys:
+            self.behavior_index.setdefault(key, []).append(index)
+        self.behavior_needs[index] = len(keys)
+
+    @property
+    def matches_features(self) -> bool:
+        return bool(self.behavior_index)
+
+    def match_features(self, features: AppFeatures, hits: Hits, where: str) -> None:
+        present: dict[str, str] = {
+            f"perm:{p}": f"permission {p}" for p in features.manifest.permissions
+        }
+        for method in features.methods:
+            short = api_key(method.cls, method.name)
+            present.setdefault(f"api:{short}", short)
+            full = api_key(method.cls, method.name, normalise_descriptor(method.descriptor))
+            present.setdefault(f"api:{full}", full)
+        counts: dict[int, list[str]] = {}
+        for key, text in present.items():
+            for index in self.behavior_index.get(key, ()):
+                counts.setdefault(index, []).append(text)
+        for index, texts in counts.items():
+            if len(texts) == self.behavior_needs[index]:
+                texts.sort(key=lambda t: (not t.startswith("permission"), t))
+                hits.add(index, " + ".join(texts) + where)
 
 
 def from_quark(rule_json: dict[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.kinds.base import Kind, ValidationResult
+from engine.features import AppFeatures, RuleRecord
+from engine.kinds.base import (
+    Hits,
+    Kind,
+    KindIndex,
+    Slot,
+    ValidationResult,
+    slot_add,
+    slot_get,
+    stix_quote,
+)
 
 ALGORITHM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 LENGTH_ALGORITHMS = {v: k for k, v in ALGORITHM_LENGTHS.items()}
 TARGETS = ("apk", "dex", "cert")
 _HEX = re.compile(r"[0-9a-f]+")
+_STIX_HASH_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 
 
 class HashKind(Kind):
@@ -61,3 +72,44 @@ class HashKind(Kind):
 
     def summary(self, body: Any) -> str:
         return f"{body['target']} {body['algorithm']} {body['value']}"
+
+    def new_index(self) -> HashIndex:
+        return HashIndex()
+
+    def stix_pattern(self, body: Any) -> tuple[str, str] | None:
+        algorithm = _STIX_HASH_NAMES[body["algorithm"]]
+        obj = "x509-certificate" if body["target"] == "cert" else "file"
+        return f"[{obj}:hashes.'{algorithm}' = {stix_quote(body['value'])}]", "stix"
+
+
+class HashIndex(KindIndex):
+    """(algorithm, target) -> hex value -> record positions: one dict lookup per digest."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[tuple[str, str], dict[str, Slot]] = {}
+
+    def add(self, record: RuleRecord, index: int) -> None:
+        body = record.body
+        table = self.hashes.setdefault((body["algorithm"], body["target"]), {})
+        slot_add(table, body["value"], index)
+
+    @property
+    def matches_features(self) -> bool:
+        return bool(self.hashes)
+
+    def match_features(self, features: AppFeatures, hits: Hits, where: str) -> None:
+        subject = "xapk" if features.file_type == "xapk" else "apk"
+        checks: list[tuple[str, str, str, str]] = [
+            ("md5", "apk", features.md5, f"{subject} md5"),
+            ("sha1", "apk", features.sha1, f"{subject} sha1"),
+            ("sha256", "apk", features.sha256, f"{subject} sha256"),
+        ]
+        checks += [("sha256", "dex", d.sha256, f"dex {d.path} sha256") for d in features.dex]
+        for cert in features.certificates:
+            checks.append(("sha256", "cert", cert.sha256, "certificate sha256"))
+            checks.append(("sha1", "cert", cert.sha1, "certificate sha1"))
+        for algorithm, target, value, text in checks:
+            table = self.hashes.get((algorithm, target))
+            if table and value:
+                for index in slot_get(table, value.lower()):
+                    hits.add(index, f"{text} = {value.lower()}{where}")

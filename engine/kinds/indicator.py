@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.kinds.base import Kind, ValidationResult
+from engine.features import AppFeatures, RuleRecord
+from engine.kinds.base import (
+    Hits,
+    Kind,
+    KindIndex,
+    Slot,
+    ValidationResult,
+    slot_add,
+    slot_get,
+    stix_quote,
+)
 
 TYPES = ("domain", "url", "ip", "cidr", "short_code")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
@@ -149,3 +160,107 @@ class IndicatorKind(Kind):
 
     def summary(self, body: Any) -> str:
         return f"{body['type'].replace('_', ' ')} {body['value']}"
+
+    def new_index(self) -> IndicatorIndex:
+        return IndicatorIndex()
+
+    def stix_pattern(self, body: Any) -> tuple[str, str] | None:
+        value = body["value"]
+        if body["type"] == "domain":
+            return f"[domain-name:value = {stix_quote(value)}]", "stix"
+        if body["type"] == "url":
+            return f"[url:value = {stix_quote(value)}]", "stix"
+        if body["type"] in ("ip", "cidr"):
+            obj = "ipv6-addr" if ":" in value else "ipv4-addr"
+            return f"[{obj}:value = {stix_quote(value)}]", "stix"
+        return None  # SMS short codes have no STIX object
+
+
+def _parent_domains(domain: str) -> Iterable[str]:
+    labels = domain.split(".")
+    for i in range(len(labels) - 1):
+        yield ".".join(labels[i:])
+
+
+class IndicatorIndex(KindIndex):
+    """A set per indicator type (a value -> record positions), and networks by prefix length:
+    an app's strings cost one lookup each (a domain one per parent), whatever the count of
+    records. ``scans.featurekeys`` mirrors what ``match_features`` compares."""
+
+    def __init__(self) -> None:
+        self.domains: dict[str, Slot] = {}
+        self.urls: dict[str, Slot] = {}
+        self.ips: dict[str, Slot] = {}
+        self.short_codes: dict[str, Slot] = {}
+        # (ip version, prefix length) -> network address as int >> host bits -> positions
+        self.networks: dict[tuple[int, int], dict[int, Slot]] = {}
+
+    def add(self, record: RuleRecord, index: int) -> None:
+        body = record.body
+        kind, value = body["type"], body["value"]
+        if kind == "cidr":
+            net = ipaddress.ip_network(value, strict=False)
+            host_bits = net.max_prefixlen - net.prefixlen
+            networks = self.networks.setdefault((net.version, net.prefixlen), {})
+            slot_add(networks, int(net.network_address) >> host_bits, index)
+        else:
+            tables = {
+                "domain": self.domains,
+                "url": self.urls,
+                "ip": self.ips,
+                "short_code": self.short_codes,
+            }
+            slot_add(tables[kind], value, index)
+
+    @property
+    def matches_features(self) -> bool:
+        return bool(self.domains or self.urls or self.ips or self.short_codes or self.networks)
+
+    def match_features(self, features: AppFeatures, hits: Hits, where: str) -> None:
+        found = features.indicators
+        hosts: list[tuple[str, str]] = [(d, "strings") for d in found.domains]
+        ips: list[tuple[str, str]] = [(i, "strings") for i in found.ips]
+        if self.urls or self.domains or self.ips or self.networks:
+            for raw in found.urls:
+                try:
+                    url = normalise_url(raw)
+                except IndicatorError:
+                    continue
+                for index in slot_get(self.urls, url):
+                    hits.add(index, f"url {url} in strings{where}")
+                host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+                host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+                host = host.strip("[]")
+                if any(c.isalpha() for c in host) and ":" not in host:
+                    hosts.append((host, f"url {url}"))
+                else:
+                    ips.append((host, f"url {url}"))
+        if self.domains:
+            for raw, source in hosts:
+                try:
+                    domain = normalise_domain(raw)
+                except IndicatorError:
+                    continue
+                for parent in _parent_domains(domain):
+                    for index in slot_get(self.domains, parent):
+                        under = "" if parent == domain else f" (under {parent})"
+                        hits.add(index, f"domain {domain}{under} in {source}{where}")
+        if self.ips or self.networks:
+            for raw, source in ips:
+                try:
+                    address = ipaddress.ip_address(normalise_ip(raw))
+                except (IndicatorError, ValueError):
+                    continue
+                for index in slot_get(self.ips, str(address)):
+                    hits.add(index, f"ip {address} in {source}{where}")
+                number = int(address)
+                for (version, prefix), table in self.networks.items():
+                    if version != address.version:
+                        continue
+                    for index in slot_get(table, number >> (address.max_prefixlen - prefix)):
+                        net = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+                        hits.add(index, f"ip {address} in network {net} in {source}{where}")
+        if self.short_codes:
+            for code in found.short_codes:
+                for index in slot_get(self.short_codes, code.strip()):
+                    hits.add(index, f"SMS short code {code.strip()} in strings{where}")

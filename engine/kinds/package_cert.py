@@ -10,7 +10,8 @@ import keyword
 import re
 from typing import Any
 
-from engine.kinds.base import Kind, ValidationResult
+from engine.features import AppFeatures, RuleRecord
+from engine.kinds.base import Hits, Kind, KindIndex, ValidationResult
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -71,3 +72,43 @@ class PackageCertKind(Kind):
     def summary(self, body: Any) -> str:
         n = len(body["allowed_certs"])
         return f"{body['package']} signed only by {n} allowed certificate{'s' * (n != 1)}"
+
+    def new_index(self) -> PackageCertIndex:
+        return PackageCertIndex()
+
+
+class PackageCertIndex(KindIndex):
+    """package -> [(record position, allowed certificate SHA-256s)]: one lookup per app."""
+
+    def __init__(self) -> None:
+        self.package_certs: dict[str, list[tuple[int, frozenset[str]]]] = {}
+
+    def add(self, record: RuleRecord, index: int) -> None:
+        body = record.body
+        allowed = frozenset(body["allowed_certs"])
+        self.package_certs.setdefault(body["package"], []).append((index, allowed))
+
+    @property
+    def matches_features(self) -> bool:
+        return bool(self.package_certs)
+
+    def match_features(self, features: AppFeatures, hits: Hits, where: str) -> None:
+        package = features.manifest.package
+        rules = self.package_certs.get(package or "")
+        if not rules:
+            return
+        signers = [c.sha256.lower() for c in features.certificates]
+        lineage = {c.lower() for c in features.lineage}
+        for index, allowed in rules:
+            if any(s in allowed for s in signers):
+                continue
+            if lineage & allowed:
+                # the app rotated (v3 lineage) away from an allowed key: the owner did that
+                continue
+            if not signers:
+                hits.add(index, f"the app is unsigned but uses the protected package {package}")
+            for signer in signers:
+                hits.add(
+                    index,
+                    f"certificate {signer} is not among the allowed signers of {package}{where}",
+                )

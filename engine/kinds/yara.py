@@ -48,7 +48,7 @@ import yara_x
 
 from engine import androguard
 from engine.kinds import _yara_source
-from engine.kinds.base import Issue, Kind, ValidationResult
+from engine.kinds.base import Issue, Kind, KindIndex, ValidationResult
 
 GLOBAL_NAME = "android"
 MAX_BODY_CHARS = 1_000_000
@@ -208,6 +208,21 @@ class YaraKind(Kind):
     def dedup_key(self, normalised_body: Any) -> str:
         # comments and layout do not change what a rule matches
         return super().dedup_key(_yara_source.canonical_text(normalised_body))
+
+    def new_index(self) -> KindIndex:
+        # the index compiles and scans (engine.kinds.yara_match), which needs this module
+        from engine.kinds.yara_match import YaraIndex
+
+        return YaraIndex()
+
+    def stix_pattern(self, body: Any) -> tuple[str, str] | None:
+        return body, "yara"
+
+    def csv_body(self, body: Any) -> str:
+        return str(body)
+
+    def yara_source(self, body: Any) -> str | None:
+        return str(body)
 
     def summary(self, body: Any) -> str:
         parsed = _yara_source.parse(body)
