@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from engine.importers import parse_bytes
 from engine.kinds import get_kind
-from threats import services
+from threats import services, services_import
 from threats.models import Signature, SignatureRevision, Status
 from threats.tests.factories import make_family
 
@@ -197,7 +197,8 @@ def test_one_bad_rule_never_aborts_its_file(researcher):
 
 
 def test_huge_upload_is_refused_as_json(api, researcher, monkeypatch):
-    monkeypatch.setattr(services, "MAX_IMPORT_FILE_BYTES", 1024)
+    # the limit lives where the import service reads it
+    monkeypatch.setattr(services_import, "MAX_IMPORT_FILE_BYTES", 1024)
     response = api(researcher).post(
         "/api/v1/signatures/import/",
         {"files": [io.BytesIO(b"x" * 2048)]},
