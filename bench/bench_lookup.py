@@ -2,7 +2,7 @@
 fixed arrival rates with up to 200 look-ups in flight, against a static floor.
 
     python bench/run.py lookup
-    .venv/bin/python bench/bench_lookup.py [--rates 50,100,200] [--duration 10] [--drain 10]
+    .venv/bin/python bench/bench_lookup.py [--rates 25,50,100,200] [--duration 10] [--drain 10]
         [--devices 200] [--max-connections 200] [--samples 1000] [--lookup-rate RATE]
         [--var-dir DIR] [--out PATH]
 
@@ -16,6 +16,9 @@ Writes bench/results/lookup.json. Measures, never asserts. In one run, for each 
     ``start_gunicorn``), on a fresh PORTAL_VAR_DIR. Each body asks about 100 apps: 30 stored
     samples with current verdicts and 70 hashes never seen. ``--devices`` phones enrol
     through the device API, each with its own token and its own body, used in turn.
+
+Before the runs, ``one_at_a_time``: 100 look-ups one after another (nothing queued), the
+cost of one look-up on this machine.
 
 Load: bench/loadgen.py's open-loop generator (arrivals at ``t0 + i/rate``, latency from the
 scheduled time, so queueing counts) in a process of its own, with at most
@@ -56,6 +59,7 @@ FLOOR_PATH = "/static.json"
 STORED, UNKNOWN = 30, 70
 SIGNATURES, HITTING = 200, 100
 DEFAULT_LOOKUP_PER_HOUR = 120
+SEQUENTIAL = 100  # look-ups one after another, before the open-loop runs
 RAISED_RATE = "100000000/s"
 
 
@@ -188,7 +192,7 @@ def main(argv: list[str]) -> int:
         load_phase(int(argv[1]), Path(argv[2]), float(argv[3]), argv[4:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="50,100,200", help="look-ups per second")
+    parser.add_argument("--rates", default="25,50,100,200", help="look-ups per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals")
     parser.add_argument("--drain", type=float, default=10.0, help="then seconds for answers")
     parser.add_argument("--devices", type=int, default=200)
@@ -204,7 +208,9 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
 
     warm_rate, warm_seconds = 20.0, 2.0
-    per_device = (sum(rates) * args.duration + warm_rate * warm_seconds + 1) / args.devices
+    per_device = (
+        sum(rates) * args.duration + warm_rate * warm_seconds + SEQUENTIAL + 1
+    ) / args.devices
     lookup_rate = args.lookup_rate
     if lookup_rate is None and per_device > DEFAULT_LOOKUP_PER_HOUR * 0.9:
         lookup_rate = RAISED_RATE
@@ -236,6 +242,7 @@ def main(argv: list[str]) -> int:
 
     os.environ.update(_env(var_dir))
     from django.conf import settings
+    from loadgen import percentiles
 
     portal_port, floor_port, static_port = _free_port(), _free_port(), _free_port()
     gunicorn, web_cmd, _ = start_gunicorn(var_dir, portal_port)
@@ -270,6 +277,13 @@ def main(argv: list[str]) -> int:
         load(floor_port, floor_file, warm_rate, warm)
         load(portal_port, requests_file, warm_rate, warm)
         _settle(procs)
+        # one look-up at a time (nothing queued): what a single look-up costs
+        alone = []
+        for n in range(SEQUENTIAL):
+            t0 = time.perf_counter()
+            _post(portal_port, tokens[n % len(tokens)], payloads[n % len(payloads)])
+            alone.append(time.perf_counter() - t0)
+        _settle(procs)
 
         results: dict[str, Any] = {
             "command": "python bench/bench_lookup.py " + " ".join(argv),
@@ -295,6 +309,12 @@ def main(argv: list[str]) -> int:
                 "release": sample["release"],
                 "cache_seconds": sample["cache_seconds"],
                 "verdicts": verdicts,
+            },
+            "one_at_a_time": {
+                "lookups": SEQUENTIAL,
+                "latency_ms": percentiles(alone),
+                "note": "one look-up after another over new connections (urllib), nothing "
+                "queued: the cost of a single look-up",
             },
             "floor": f"nginx, GET of a static JSON file of {len(answer)} bytes (the answer's "
             "size) from a bare location",
