@@ -66,6 +66,7 @@ def current_release_number() -> int | None:
 current_release_changed = Signal()
 
 Pin = pin_codec.Pin
+PinDiff = pin_codec.PinDiff
 pin_diff = pin_codec.diff
 
 
@@ -153,6 +154,7 @@ __all__ = [
     "DeviceTokenAuthentication",
     "IsDevice",
     "Pin",
+    "PinDiff",
     "ReleaseNotFound",
     "RulesetSnapshot",
     "current_release_changed",

@@ -29,7 +29,7 @@ class LabelInputSerializer(serializers.Serializer):
     class Meta:
         ref_name = "LabelChangeInput"
 
-    label = serializers.ChoiceField(choices=Label.values)
+    label = serializers.ChoiceField(choices=Label.values)  # type: ignore[assignment]
     reason = serializers.CharField(max_length=2000, help_text="why: kept in the audit log")
 
 
@@ -46,7 +46,7 @@ class BulkLabelInputSerializer(LabelInputSerializer):
 
 
 class RelabelResultSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     changed = serializers.ListField(child=serializers.CharField(), help_text="SHA-256s")
     unchanged = serializers.ListField(
         child=serializers.CharField(), help_text="SHA-256s that already had the label"

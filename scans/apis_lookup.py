@@ -60,7 +60,7 @@ class LookupAnswerSerializer(serializers.Serializer):
 
     sha256 = serializers.CharField()
     verdict = serializers.ChoiceField(choices=["malicious", "suspicious", "clean", "unknown"])
-    label = serializers.ChoiceField(
+    label = serializers.ChoiceField(  # type: ignore[assignment]
         choices=["clean", "malicious", "unknown"],
         help_text="what researchers know of the app, apart from what the rules say",
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -43,7 +44,7 @@ class LookupResult:
     answers: tuple[LookupAnswer, ...]
 
 
-def lookup_hashes(values: Sequence[object]) -> list[str]:
+def lookup_hashes(values: object) -> list[str]:
     """The distinct SHA-256s asked about, lower-case, in order; ApplicationError naming the
     first bad one."""
     if not isinstance(values, list | tuple) or not values:
@@ -117,7 +118,7 @@ def lookups_count(sha256s: Sequence[str]) -> None:
     table = LookupCount._meta.db_table
     ordered = sorted(set(sha256s))
     values = ", ".join(["(%s, 1, %s, %s)"] * len(ordered))
-    params: list[object] = []
+    params: list[Any] = []
     for sha in ordered:
         params += [sha, now, now]
     # the table name is the model's; every value is a parameter

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -38,7 +38,7 @@ from django.utils import timezone
 from engine.errors import AnalysisError
 from engine.features import Match, RuleRecord
 from engine.ruleset import compile_ruleset, record_weight, verdict_of
-from releases.api import current_release_number, release_pins, release_records
+from releases.api import PinDiff, current_release_number, release_pins, release_records
 from scans.models import CurrentMatch, HuntMatch, HuntStatus, RetroHunt, Sample, VerdictSync
 from scans.services import ScanError
 from threats.api import gate_facts
@@ -112,7 +112,7 @@ def sample_verdict_from_scan(
         transaction.on_commit(_maybe_behind(at))
 
 
-def _maybe_behind(at: int):  # type: ignore[no-untyped-def]
+def _maybe_behind(at: int) -> Callable[[], None]:
     def check() -> None:
         # a scan that started under an older release than the current one: bring it up
         if at != (current_release_number() or 0):
@@ -247,7 +247,7 @@ def _advance(at: int, to: int) -> tuple[int, int]:
     return len(changed), len(matched)
 
 
-def _pin_diff(at: int, to: int):  # type: ignore[no-untyped-def]
+def _pin_diff(at: int, to: int) -> PinDiff:
     from releases.api import pin_diff
 
     return pin_diff(release_pins(at) if at else [], release_pins(to) if to else [])
@@ -262,12 +262,13 @@ def verdicts_sync() -> SyncResult:
     # the matching runs outside any transaction (it may read many stored apps); each
     # release's difference is then written in one short transaction (``_advance``)
     behind = sorted(
-        set(
-            Sample.objects.exclude(verdict_release=to)
-            .exclude(verdict_release__isnull=True)
+        {
+            at
+            for at in Sample.objects.exclude(verdict_release=to)
             .values_list("verdict_release", flat=True)
             .distinct()
-        )
+            if at is not None
+        }
     )
     if not behind and state.release == to:
         return SyncResult(to, 0, 0, 0.0)
