@@ -338,7 +338,12 @@ def _build_locked(number: int, started: float) -> Release:
 
 
 def _current_release_changed() -> None:
-    transaction.on_commit(lambda: current_release_changed.send(sender=Release))
+    transaction.on_commit(current_release_announce)
+
+
+def current_release_announce() -> None:
+    """Tell the receivers of ``current_release_changed`` (after commit)."""
+    current_release_changed.send(sender=Release)
 
 
 def _custom(number: int, base: int | None, state: State) -> dict[str, Any]:
