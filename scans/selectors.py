@@ -167,19 +167,6 @@ def scans_per_day(*, days: int = 14) -> list[tuple[str, int]]:
     ]
 
 
-def verdict_counts() -> dict[str, int]:
-    rows = (
-        ScanJob.objects.filter(status=ScanStatus.SUCCEEDED)
-        .values("verdict")
-        .annotate(n=Count("id"))
-    )
-    counts = dict.fromkeys(Verdict.values, 0)
-    for row in rows:
-        counts[row["verdict"]] = row["n"]
-    counts["failed"] = ScanJob.objects.filter(status=ScanStatus.FAILED).count()
-    return counts
-
-
 def dashboard_panels(request: HttpRequest) -> list[dict[str, Any]]:
     if not request.user.has_perm("scans.view_scanjob"):
         return []
@@ -192,7 +179,8 @@ def dashboard_panels(request: HttpRequest) -> list[dict[str, Any]]:
         ((day, n, round(100 * n / peak), day[8:]) for day, n in per_day),
     )
     total = sum(n for _, n in per_day)
-    verdicts = verdict_counts()
+    current = sample_verdict_counts()
+    failed = ScanJob.objects.filter(status=ScanStatus.FAILED).count()
     return [
         {
             "title": "Scans per day (last 14 days)",
@@ -200,10 +188,23 @@ def dashboard_panels(request: HttpRequest) -> list[dict[str, Any]]:
             "footer": f"{total} scan(s) in 14 days",
         },
         {
-            "title": "Verdicts",
-            "rows": [(name.capitalize(), str(n)) for name, n in verdicts.items()],
+            "title": "Samples by verdict (current release)",
+            "rows": [
+                (name.capitalize(), str(n), f"/samples/?verdict={name}")
+                for name, n in current.items()
+            ]
+            + [("Failed scans", str(failed), "/scans/?status=failed")],
         },
     ]
+
+
+def sample_verdict_counts() -> dict[str, int]:
+    """Stored samples by their current verdict (what the current release says)."""
+    counts = dict.fromkeys(Verdict.values, 0)
+    rows = Sample.objects.exclude(verdict="").values("verdict").annotate(n=Count("id"))
+    for row in rows:
+        counts[row["verdict"]] = row["n"]
+    return counts
 
 
 # --- retro-hunts ------------------------------------------------------------------------------

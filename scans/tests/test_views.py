@@ -101,7 +101,9 @@ def test_the_dashboard_shows_scans_per_day_and_verdicts(researcher, small_apk: P
     scan_run(scan_id=scan.pk, ruleset_provider=lambda: EMPTY)
     html = _client(researcher).get("/").content.decode()
     assert "Scans per day (last 14 days)" in html
-    assert "Verdicts" in html
+    assert "Samples by verdict (current release)" in html
+    assert '<a href="/samples/?verdict=clean">1</a>' in html
+    assert '<a href="/scans/?status=failed">0</a>' in html
     assert "1 scan(s) in 14 days" in html
 
 
