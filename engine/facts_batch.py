@@ -422,7 +422,8 @@ class _FactPreds:
                 self.by_atom.setdefault(atom, []).append((pid, pattern))
         self.atoms = list(self.by_atom)
         self.atom_scanner = _atom_scanner(self.atoms) if self.atoms else None
-        self.scanner = _yara_tests(preds)
+        self.preds = preds
+        self._scanner: yara_x.Scanner | None = None  # built at the first non-ASCII value
         self.few = _yara_tests([(pid, p) for pid, p in preds if pid in self.by_yara])
 
     def answer(self, value: str) -> tuple[int, ...]:
@@ -499,7 +500,10 @@ class _FactPreds:
             self.answers[text] = tuple(sorted(set(hit)))
 
     def _yara(self, value: str, scanner: yara_x.Scanner | None = None) -> set[int]:
-        scanner = scanner or self.scanner
+        if scanner is None:
+            if self._scanner is None:
+                self._scanner = _yara_tests(self.preds)
+            scanner = self._scanner
         scanner.set_global("v", value)
         return {int(rule.identifier[1:]) for rule in scanner.scan(b"").matching_rules}
 
