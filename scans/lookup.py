@@ -23,6 +23,7 @@ from django.utils import timezone
 from portal.exceptions import ApplicationError
 from scans.models import LookupCount, Sample
 from scans.verdicts import verdicts_as_of
+from threats.api import signature_refs
 
 MAX_LOOKUP = 100
 
@@ -68,7 +69,7 @@ def lookup_hashes(values: object) -> list[str]:
 
 
 def apps_lookup(*, sha256s: Sequence[str]) -> LookupResult:
-    """Answer each hash from stored samples (two queries), then count the look-up."""
+    """Answer each hash from stored samples (three queries), then count the look-up."""
     rows = {
         sha: (verdict, label, family, release)
         for sha, verdict, label, family, release in Sample.objects.filter(
@@ -76,6 +77,7 @@ def apps_lookup(*, sha256s: Sequence[str]) -> LookupResult:
         ).values_list("sha256", "verdict", "label", "family__name", "verdict_release")
     }
     strongest = _strongest_signatures([sha for sha, row in rows.items() if row[0]])
+    refs = signature_refs({sig_id for _, sig_id in strongest.values()})
     answers = []
     for sha in sha256s:
         row = rows.get(sha)
@@ -84,7 +86,11 @@ def apps_lookup(*, sha256s: Sequence[str]) -> LookupResult:
             answers.append(LookupAnswer(sha, "unknown", label, row[2] if row else None, None, None))
             continue
         verdict, label, family, release = row
-        answers.append(LookupAnswer(sha, verdict, label, family, strongest.get(sha), release))
+        name, sig_id = strongest.get(sha, (None, 0))
+        # the family researchers gave the app, else that of the signature behind the verdict
+        ref = refs.get(sig_id)
+        family = family or (ref.family if ref is not None and ref.family else None)
+        answers.append(LookupAnswer(sha, verdict, label, family, name, release))
     lookups_count(sha256s)
     return LookupResult(
         release=verdicts_as_of(),
@@ -93,19 +99,20 @@ def apps_lookup(*, sha256s: Sequence[str]) -> LookupResult:
     )
 
 
-def _strongest_signatures(sha256s: list[str]) -> dict[str, str]:
+def _strongest_signatures(sha256s: list[str]) -> dict[str, tuple[str, int]]:
+    """{sha256: (name, signature id)} of the heaviest scoring match of each app."""
     if not sha256s:
         return {}
     from scans.models import CurrentMatch
 
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, int]] = {}
     rows = (
         CurrentMatch.objects.filter(sample__sha256__in=sha256s, scoring=True)
         .order_by("sample_id", "-weight", "name")
-        .values_list("sample__sha256", "name")
+        .values_list("sample__sha256", "name", "signature_id")
     )
-    for sha, name in rows:
-        out.setdefault(sha, name)
+    for sha, name, sig_id in rows:
+        out.setdefault(sha, (name, sig_id))
     return out
 
 

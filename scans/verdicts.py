@@ -30,6 +30,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -39,13 +41,25 @@ from engine.errors import AnalysisError
 from engine.features import Match, RuleRecord
 from engine.ruleset import compile_ruleset, record_weight, verdict_of
 from releases.api import PinDiff, current_release_number, release_pins, release_records
-from scans.models import CurrentMatch, HuntMatch, HuntStatus, RetroHunt, Sample, VerdictSync
+from scans.models import (
+    CurrentMatch,
+    HuntMatch,
+    HuntStatus,
+    RetroHunt,
+    Sample,
+    ScanJob,
+    ScanStatus,
+    VerdictSync,
+)
 from scans.services import ScanError
 from threats.api import gate_facts
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 900
+# how long before a pass began a scan may have finished and still be committing (its
+# finished_at is set before its transaction commits)
+LATE_SCAN_MARGIN = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,8 @@ def _advance(at: int, to: int) -> tuple[int, int]:
     # samples stored (or moved back to ``at`` by a late scan) after this point wait for the
     # next pass: what is computed below covers exactly the samples up to ``ceiling``
     ceiling = Sample.objects.aggregate(m=Max("id"))["m"] or 0
+    began = timezone.now()
+    committed = _recent_scans(began)
     change = _pin_diff(at, to)
     records = {r.id: r for r in (release_records(to) if to else ())}
     gone = sorted({p[0] for p in change.removed} | {before[0] for before, _ in change.changed})
@@ -219,16 +235,25 @@ def _advance(at: int, to: int) -> tuple[int, int]:
         # one writer at a time (PostgreSQL; SQLite has one anyway); what was computed above
         # is written only for samples still at ``at`` (a scan may have moved one meanwhile)
         VerdictSync.objects.select_for_update().get(pk=1)
+        # a scan that committed while this pass matched may have moved its sample back to
+        # ``at`` after the pass read it: such samples stay at ``at`` for the next pass
+        late = set(
+            Sample.objects.filter(
+                pk__in=[s for scan, s in _recent_scans(began).items() if scan not in committed],
+                verdict_release=at,
+            ).values_list("id", flat=True)
+        )
         still: set[int] = set()
         for chunk in _chunks(candidates):
             still.update(
                 Sample.objects.filter(pk__in=chunk, verdict_release=at).values_list("id", flat=True)
             )
+        still -= late
         changed: set[int] = set()
         for chunk in _chunks(gone):
             doomed = CurrentMatch.objects.filter(
                 signature_id__in=chunk, sample__verdict_release=at, sample_id__lte=ceiling
-            )
+            ).exclude(sample_id__in=late)
             changed.update(doomed.values_list("sample_id", flat=True))
             doomed.delete()
         rows = [_row(s, records[sid]) for s, sid, _ in hits if s in still]
@@ -243,8 +268,19 @@ def _advance(at: int, to: int) -> tuple[int, int]:
         CurrentMatch.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
         changed.update(r.sample_id for r in rows)
         verdicts_recompute(changed)
-        Sample.objects.filter(verdict_release=at, id__lte=ceiling).update(verdict_release=to)
+        Sample.objects.filter(verdict_release=at, id__lte=ceiling).exclude(pk__in=late).update(
+            verdict_release=to
+        )
     return len(changed), len(matched)
+
+
+def _recent_scans(began: Any) -> dict[int, int]:
+    """{scan id: sample id} of the successful scans that finished lately (a few)."""
+    return dict(
+        ScanJob.objects.filter(
+            status=ScanStatus.SUCCEEDED, finished_at__gte=began - LATE_SCAN_MARGIN
+        ).values_list("id", "sample_id")
+    )
 
 
 def _pin_diff(at: int, to: int) -> PinDiff:

@@ -15,6 +15,7 @@ import pytest
 
 from portal.testing import gate
 from releases.services import release_build, release_halt, release_publish
+from scans import verdicts as verdicts_module
 from scans.models import CurrentMatch, Sample
 from scans.services import scan_run
 from scans.tests.factories import stored_sample
@@ -86,9 +87,9 @@ def test_a_shipped_signature_turns_a_clean_scan_malicious_as_of_its_release(
     bank.refresh_from_db()
     assert (bank.verdict, bank.verdict_release) == ("malicious", number)
     assert bank.verdict_score == 100
-    assert list(CurrentMatch.objects.filter(sample=bank).values_list("signature_id", flat=True)) == [
-        sig.pk
-    ]
+    assert list(
+        CurrentMatch.objects.filter(sample=bank).values_list("signature_id", flat=True)
+    ) == [sig.pk]
     clean.refresh_from_db()
     assert (clean.verdict, clean.verdict_release) == ("clean", number)
     assert result.samples_changed == 1
@@ -112,7 +113,7 @@ def test_samples_stored_after_the_gate_hunt_are_matched_again_from_stored_featur
     _scanned(corpus / "apks" / CLEAN, researcher, label="clean")
     # the signature is gated before the app is stored: its hunt cannot have covered it
     sha = _sha256(corpus / "apks" / DIVA)
-    sig, hunt = _shipped_hash(researcher, reviewer, sha, severity="suspicious")
+    _, hunt = _shipped_hash(researcher, reviewer, sha, severity="suspicious")
     assert hunt.match_count == 0
     diva = _scanned(corpus / "apks" / DIVA, researcher)  # scanned before any release: clean
     assert diva.verdict == "clean"
@@ -155,3 +156,37 @@ def test_a_scan_under_the_current_release_sets_the_verdict_directly(
     bank = _scanned(bank_path, researcher)
     assert (bank.verdict, bank.verdict_release) == ("malicious", number)
     assert verdicts_sync().samples_changed == 0
+
+
+def test_a_scan_under_the_old_release_during_a_pass_is_not_skipped(
+    researcher, reviewer, corpus: Path, update_repo, monkeypatch
+) -> None:
+    """A scan that started under release 1 and commits while a pass to release 2 is
+    matching leaves its sample at release 1 for the next pass, never at 2 without 2's hits."""
+    from releases.api import RulesetSnapshot, release_records
+
+    _scanned(corpus / "apks" / CLEAN, researcher, label="clean")
+    bank = _scanned(corpus / "apks" / BANK, researcher)
+    _shipped_hash(researcher, reviewer, hashlib.sha256(b"another app").hexdigest())
+    assert _publish(reviewer) == 1
+    verdicts_sync()
+    _shipped_hash(researcher, reviewer, bank.sha256)
+    assert _publish(reviewer) == 2
+    _, rescan = stored_sample(corpus / "apks" / BANK, user=researcher)
+    scan_run(scan_id=rescan.pk)  # under release 2: malicious
+    _, late = stored_sample(corpus / "apks" / BANK, user=researcher)
+    old = RulesetSnapshot(release=1, key="release-1", records=release_records(1))
+    real = verdicts_module._match_again
+
+    def a_late_scan_commits_meanwhile(*args, **kwargs):
+        scan_run(scan_id=late.pk, ruleset_provider=lambda: old)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verdicts_module, "_match_again", a_late_scan_commits_meanwhile)
+    verdicts_sync()
+    bank.refresh_from_db()
+    assert (bank.verdict, bank.verdict_release) == ("clean", 1)  # left for the next pass
+    monkeypatch.setattr(verdicts_module, "_match_again", real)
+    verdicts_sync()
+    bank.refresh_from_db()
+    assert (bank.verdict, bank.verdict_release) == ("malicious", 2)

@@ -89,6 +89,8 @@ def test_a_phone_gets_the_current_verdict_unknown_and_the_family(phone, shipped)
     assert answers[bank.sha256]["verdict"] == "malicious"  # its last scan said clean
     assert answers[bank.sha256]["release"] == 1
     assert answers[bank.sha256]["signature"].startswith("Andr.")
+    # no researcher set a family on the app: the family of the signature behind the verdict
+    assert answers[bank.sha256]["family"] == "Bankbot"
     assert answers[clean.sha256]["verdict"] == "clean"
     assert answers[clean.sha256]["label"] == "clean"
     assert answers[unseen] == {
