@@ -92,7 +92,7 @@ class PeopleOrDeviceTokenAuthentication(ApiTokenAuthentication):
         try:
             return super().authenticate_credentials(key)
         except exceptions.AuthenticationFailed:
-            from releases.authentication import DeviceTokenAuthentication
+            from releases.api import DeviceTokenAuthentication
 
             return DeviceTokenAuthentication().authenticate_credentials(key)
 
