@@ -97,10 +97,10 @@ def _users() -> tuple[Any, Any]:
 
 
 def _summary(i: int) -> dict[str, Any]:
-    """A stored features summary as ``scans.services.features_summary`` writes it."""
+    """A stored features summary as ``scans.storage.features_summary`` writes it."""
     from engine import ENGINE_VERSION
     from engine.features import AppFeatures, Certificate, DexFile, Indicators, Manifest
-    from scans.services import features_summary
+    from scans.storage import features_summary
 
     package = f"com.bench.app{i}"
     features = AppFeatures(

@@ -256,18 +256,18 @@ def _install_phase_timers(folder: Path) -> None:
 
     out = (folder / f"phases-{os.getpid()}.jsonl").open("a", buffering=1)
     for name, attr in (
-        ("claim", "_scan_claim"),
+        ("claim", "claim"),
         ("ruleset_source", "current_ruleset"),
         ("ruleset_compile", "compiled"),
         ("analyze", "analyze_with_content"),
         ("match", "engine_match"),
         ("verdict", "engine_verdict"),
-        ("features_save", "_sample_store_features"),
+        ("features_save", "sample_features_store"),
         ("units_write", "sample_units_store"),
         ("hits_record", "hits_record"),
     ):
         setattr(services, attr, _timed(name, getattr(services, attr)))
-    local_path = services._local_path
+    local_path = services.local_path
 
     @contextlib.contextmanager
     def timed_local_path(storage_name: str) -> Iterator[str]:
@@ -276,7 +276,7 @@ def _install_phase_timers(folder: Path) -> None:
             _current["storage_open"] = time.perf_counter() - t0
             yield path
 
-    services._local_path = timed_local_path
+    services.local_path = timed_local_path
     execute = _timed("execute", services._scan_execute)
     services._scan_execute = execute
     scan_run = services.scan_run

@@ -56,7 +56,7 @@ def use_django_logging(loglevel: int | str | None = None, **kwargs: object) -> N
 
 # This process's Celery node name ("worker1@host"), set when a worker starts and inherited
 # by its pool processes. Jobs record it, so any machine can tell from the node's heartbeat
-# row whether the worker running a job is still alive (scans.services._holder_lost).
+# row whether the worker running a job is still alive (scans.leases.holder_lost).
 NODE_NAME = ""
 
 

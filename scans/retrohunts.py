@@ -5,8 +5,8 @@
   the transaction commits, so several workers share one hunt.
 - ``retrohunt_chunk_run``: the body of the chunk task. Idempotent: a chunk is claimed with a
   compare-and-swap; a finished chunk is left alone; a chunk whose worker died is taken over
-  (the scans rules, ``scans.services._holder_lost``); the chunk's matches are replaced, never
-  added twice, and the hunt's counters move with ``F()`` in the same transaction as the
+  (``scans.leases``, the scans' rules: ``CHUNK_LEASE``); the chunk's matches are replaced,
+  never added twice, and the hunt's counters move with ``F()`` in the same transaction as the
   chunk's ``done`` mark. A cancelled hunt's remaining chunks do nothing.
 - ``retrohunt_cancel``; ``retrohunt_run_sync`` (the demo and tests: every chunk in this
   process); ``hunts_recover`` (chunks whose worker died, or that never reached the broker).
@@ -31,13 +31,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from engine import ENGINE_VERSION
@@ -53,6 +53,7 @@ from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import User
 from scans.featurekeys import key_of, rule_key, sample_keys, summary_features
+from scans.leases import LeaseSpec, claim, recover
 from scans.models import (
     ChunkStatus,
     HuntChunk,
@@ -62,19 +63,14 @@ from scans.models import (
     RetroHunt,
     Sample,
 )
-from scans.services import (
-    MAX_ATTEMPTS,
+from scans.services import hits_record, signature_stats_refresh
+from scans.storage import (
     ScanError,
-    _holder_lost,
-    _local_path,
-    _sample_store_features,
-    hits_record,
-    requeue_after,
+    local_path,
     sample_features_load,
+    sample_features_store,
     sample_units_load,
     sample_units_store,
-    signature_stats_refresh,
-    worker_id,
 )
 
 log = logging.getLogger(__name__)
@@ -394,57 +390,61 @@ def ruleset_cache_clear() -> None:
         _ruleset_cache.clear()
 
 
-def _chunk_claim(chunk_id: int, worker_name: str) -> HuntChunk | None:
-    now = timezone.now()
-    me = worker_id()
-    with transaction.atomic():
-        # the hunt's records (megabytes for a feed's gate) are read only when this process
-        # has not compiled them yet (``hunt_plan``)
-        chunk = (
-            HuntChunk.objects.select_related("hunt")
-            .defer("hunt__records")
-            .filter(pk=chunk_id)
-            .first()
-        )
-        if chunk is None:
-            return None
-        if chunk.status in (ChunkStatus.DONE, ChunkStatus.CANCELLED, ChunkStatus.FAILED):
-            return None
-        if chunk.hunt.is_done:
-            HuntChunk.objects.filter(pk=chunk.pk, status=chunk.status).update(
-                status=ChunkStatus.CANCELLED
-            )
-            return None
-        if chunk.status == ChunkStatus.RUNNING and not _holder_lost(chunk, now=now, me=me):
-            return None
-        if chunk.attempts >= MAX_ATTEMPTS:
-            reason = (
-                f"chunk {chunk.index} was interrupted {chunk.attempts} times (its worker was "
-                "lost or timed out each time)"
-            )
-            HuntChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, error=reason)
-            RetroHunt.objects.filter(
-                pk=chunk.hunt_id, status__in=(HuntStatus.QUEUED, HuntStatus.RUNNING)
-            ).update(status=HuntStatus.FAILED, error=reason, finished_at=now)
-            return None
-        claimed = HuntChunk.objects.filter(
-            pk=chunk.pk, status=chunk.status, attempts=chunk.attempts
-        ).update(
-            status=ChunkStatus.RUNNING,
-            started_at=now,
-            attempts=F("attempts") + 1,
-            worker=me,
-            worker_name=worker_name[:255],
-            error="",
-        )
-        if claimed:
-            RetroHunt.objects.filter(pk=chunk.hunt_id, status=HuntStatus.QUEUED).update(
-                status=HuntStatus.RUNNING, started_at=now
-            )
-    if not claimed:
-        return None
-    # read again as claimed; refresh_from_db would drop the hunt and load it with its records
-    return HuntChunk.objects.select_related("hunt").defer("hunt__records").get(pk=chunk.pk)
+def _chunk_rows() -> QuerySet[HuntChunk]:
+    # the hunt's records (megabytes for a feed's gate) are read only when this process has
+    # not compiled them yet (``hunt_plan``)
+    return HuntChunk.objects.select_related("hunt").defer("hunt__records")
+
+
+def _chunk_moot(chunk: HuntChunk) -> bool:
+    """A chunk of a hunt that is over does nothing, and says so."""
+    if not chunk.hunt.is_done:
+        return False
+    HuntChunk.objects.filter(pk=chunk.pk, status=chunk.status).update(status=ChunkStatus.CANCELLED)
+    return True
+
+
+def _chunk_give_up(chunk: HuntChunk, now: datetime) -> None:
+    reason = (
+        f"chunk {chunk.index} was interrupted {chunk.attempts} times (its worker was "
+        "lost or timed out each time)"
+    )
+    HuntChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, error=reason)
+    RetroHunt.objects.filter(
+        pk=chunk.hunt_id, status__in=(HuntStatus.QUEUED, HuntStatus.RUNNING)
+    ).update(status=HuntStatus.FAILED, error=reason, finished_at=now)
+
+
+def _chunk_claimed(chunk: HuntChunk, now: datetime) -> None:
+    RetroHunt.objects.filter(pk=chunk.hunt_id, status=HuntStatus.QUEUED).update(
+        status=HuntStatus.RUNNING, started_at=now
+    )
+
+
+def _chunks_of_done_hunts_cancel() -> None:
+    HuntChunk.objects.filter(
+        status=ChunkStatus.QUEUED,
+        hunt__status__in=(HuntStatus.CANCELLED, HuntStatus.FAILED, HuntStatus.FINISHED),
+    ).update(status=ChunkStatus.CANCELLED)
+
+
+# A hunt chunk as a leased job (scans.leases): claimed by retrohunt_chunk_run, recovered by
+# hunts_recover, with the scans' rules for a lost worker.
+CHUNK_LEASE = LeaseSpec(
+    name="hunt chunk",
+    model=HuntChunk,
+    running=ChunkStatus.RUNNING,
+    queued=ChunkStatus.QUEUED,
+    done=frozenset((ChunkStatus.DONE, ChunkStatus.CANCELLED, ChunkStatus.FAILED)),
+    # looked up when called: tests and benchmarks replace chunks_enqueue
+    send=lambda ids: chunks_enqueue(chunk_ids=ids),
+    give_up=_chunk_give_up,
+    log=log,
+    rows=_chunk_rows,
+    moot=_chunk_moot,
+    claimed=_chunk_claimed,
+    tidy=_chunks_of_done_hunts_cancel,
+)
 
 
 def _hunt_status(hunt_id: int) -> str:
@@ -553,7 +553,7 @@ def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
         # the unit pack holds what a yara rule sees but the raw file: the ``android`` facts,
         # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads"); the
         # stored features are read only when other kinds need them or the pack lacks facts
-        with _local_path(sample.file.name) as path:
+        with local_path(sample.file.name) as path:
             content = sample_units_load(sample, path)
             features = None
             if content is None or content.facts is None or not ruleset.yara_only:
@@ -569,13 +569,13 @@ def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
     features = _features_for(sample, full=full) if current and not needs_bytes else None
     if features is not None:
         return engine_match(features, ruleset)
-    with _local_path(sample.file.name) as path:
+    with local_path(sample.file.name) as path:
         features, content = analyze_with_content(path)
         if features.sha256 != sample.sha256:
             raise ScanError("the stored file does not match the sample's SHA-256")
         matches = _yara_match(features, ruleset, content if needs_bytes else None)
         # analysed again (never before, an older engine, or for YARA): keep what it found
-        _sample_store_features(sample, features)
+        sample_features_store(sample, features)
         sample_units_store(sample, content, features)
     return matches
 
@@ -598,7 +598,7 @@ def _yara_match(
 
 def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | None:
     """Run one chunk to the end (see the module docstring); None if there was nothing to do."""
-    chunk = _chunk_claim(chunk_id, worker_name)
+    chunk = claim(CHUNK_LEASE, chunk_id, worker_name=worker_name[:255])
     if chunk is None:
         return None
     hunt = chunk.hunt
@@ -820,33 +820,9 @@ def retrohunt_run_sync(
 # --- recovery ------------------------------------------------------------------------------------
 def hunts_recover() -> list[int]:
     """Re-send chunks whose worker is gone, and chunks queued long ago but never started
-    (their first send may have failed). Returns the chunk ids sent again."""
-    now = timezone.now()
-    resend: list[int] = []
-    for chunk in HuntChunk.objects.filter(status=ChunkStatus.RUNNING).only(
-        "id", "status", "worker", "started_at", "attempts"
-    ):
-        if not _holder_lost(chunk, now=now, me=None):
-            continue
-        moved = HuntChunk.objects.filter(
-            pk=chunk.pk, status=ChunkStatus.RUNNING, attempts=chunk.attempts, worker=chunk.worker
-        ).update(status=ChunkStatus.QUEUED, worker="")
-        if moved:
-            log.warning("hunt chunk %s: worker %s is gone; re-queued", chunk.pk, chunk.worker)
-            resend.append(chunk.pk)
-    HuntChunk.objects.filter(
-        status=ChunkStatus.QUEUED,
-        hunt__status__in=(HuntStatus.CANCELLED, HuntStatus.FAILED, HuntStatus.FINISHED),
-    ).update(status=ChunkStatus.CANCELLED)
-    stale = now - requeue_after()
-    resend += list(
-        HuntChunk.objects.filter(status=ChunkStatus.QUEUED, queued_at__lt=stale)
-        .exclude(sent_at__gte=stale)
-        .values_list("id", flat=True)
-    )
-    if resend:
-        chunks_enqueue(chunk_ids=resend)
-    return resend
+    (their first send may have failed); returns the chunk ids sent again
+    (``scans.leases.recover``). Queued chunks of a hunt that is over are cancelled first."""
+    return recover(CHUNK_LEASE)
 
 
 def eta_seconds(hunt: RetroHunt, *, now: Any = None) -> int | None:

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from portal.models import User
 from scans.models import Sample
 from scans.retrohunts import retrohunt_run_sync
-from scans.services import units_storage_name
+from scans.storage import units_storage_name
 from scans.tests.conftest import SMALL_APK
 from scans.tests.factories import stored_sample
 

@@ -181,7 +181,7 @@ def test_hash_rules_on_a_clean_apps_sha256_and_dex_hash_are_flagged_without_read
     def no_bytes(*args, **kwargs):
         raise AssertionError("the byte-free gate read an app")
 
-    monkeypatch.setattr(retrohunts, "_local_path", no_bytes)
+    monkeypatch.setattr(retrohunts, "local_path", no_bytes)
     monkeypatch.setattr(retrohunts, "sample_features_load", no_bytes)
     monkeypatch.setattr(retrohunts, "analyze_with_content", no_bytes)
     apk_rule = _hash(researcher, clean.sha256)

@@ -28,7 +28,8 @@ from scans.retrohunts import (
     retrohunt_run_sync,
 )
 from scans.rulesets import EMPTY
-from scans.services import _units_key, scan_run, scans_recover, units_storage_name
+from scans.services import scan_run, scans_recover
+from scans.storage import units_key, units_storage_name
 from scans.tests.conftest import SMALL_APK, corpus_files
 from scans.tests.factories import stored_sample
 from threats import services as threats_services
@@ -311,7 +312,7 @@ def test_every_corpus_file_ends_scanned_or_counted_as_an_error(
 
 def _pack_ok(sample: Sample) -> bool:
     with default_storage.open(units_storage_name(sample.file.name), "rb") as fh:
-        content = read_units(fh, _units_key(sample.file.name), "app", DEFAULT_LIMITS)
+        content = read_units(fh, units_key(sample.file.name), "app", DEFAULT_LIMITS)
     return bool(content.dex)
 
 
@@ -330,7 +331,7 @@ def test_a_yara_hunt_reads_the_unit_pack_and_replaces_a_damaged_one(
     # the hunt scans the pack, not the app: a pack holding another app's DEX finds nothing
     default_storage.delete(name)
     other = ContentFile(b"")
-    write_units(other, _units_key(diva.file.name), read_content(corpus / "apks" / SMALL_APK))
+    write_units(other, units_key(diva.file.name), read_content(corpus / "apks" / SMALL_APK))
     default_storage.save(name, other)
     assert not retrohunt_run_sync(user=researcher, rule=rule).matches.exists()
 

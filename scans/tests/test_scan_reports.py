@@ -25,7 +25,8 @@ from portal.models import AuditEntry
 from releases.services import device_register
 from scans.models import Sample, ScanJob
 from scans.rulesets import EMPTY, ExplicitRuleset
-from scans.services import sample_storage_name, scan_create, scan_run
+from scans.services import scan_create, scan_run
+from scans.storage import sample_storage_name
 from scans.tests.conftest import record
 
 pytestmark = pytest.mark.django_db

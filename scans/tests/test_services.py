@@ -15,15 +15,11 @@ from engine import ENGINE_VERSION
 from portal.exceptions import ApplicationError
 from portal.models import WorkerHeartbeat
 from scans import rulesets, services
+from scans.leases import MAX_ATTEMPTS
 from scans.models import Sample, ScanJob, ScanStatus
 from scans.rulesets import EMPTY
-from scans.services import (
-    MAX_ATTEMPTS,
-    sample_features_load,
-    sample_upload,
-    scan_run,
-    scans_recover,
-)
+from scans.services import sample_upload, scan_run, scans_recover
+from scans.storage import sample_features_load
 from scans.tests.conftest import corpus_files, manifest_rows, record
 from scans.tests.factories import stored_sample
 
