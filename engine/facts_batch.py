@@ -3,13 +3,13 @@
 A rewritten Koodous rule that reads no bytes (``engine.ruleset.reads_bytes``) is a boolean
 expression over ``androguard`` calls (``engine.androguard``). yara-x answers it per app
 (``engine.ruleset.FactsScanner``): a scan of every rule, each list call a loop over the app's
-values, ~2 ms per app for the corpus' 242 such rules. Here the same rules are answered for a
+values, ~1-2 ms per app for the corpus' 221 such rules. Here the same rules are answered for a
 batch of apps together:
 
 - each rule's condition, as written, is parsed (``_Parser``) into calls, integer comparisons,
   ``and``/``or``/``not``, parentheses, ``true``/``false``. Anything else (another rule's name,
-  ``android.*`` globals, arithmetic, a ``for``, several rules in one body, a ``global`` or
-  ``private`` rule, a pattern outside the subset below) leaves the record to yara-x;
+  ``android.*`` globals, ``them``, arithmetic, a ``for``, several rules in one body, a
+  ``global`` or ``private`` rule) leaves the record to yara-x (``FactsBatch.rest``);
 - a call is a predicate over one fact (which the rewriter's own tables name); predicates are
   shared across rules and answered once per distinct value of their fact, and what a value
   answers is remembered across batches (permissions, filters, library classes and URLs repeat
@@ -19,15 +19,19 @@ batch of apps together:
 
 The semantics are the rewrite's, i.e. yara-x's on the rewritten condition (``androguard.c``'s,
 see ``engine.androguard``): a regular expression searches anywhere in a non-empty value, a
-string compares for ASCII-case-insensitive equality with a non-empty value, the
+string compares case-insensitively for equality with a non-empty value, the
 ``certificate.sha1`` argument loses its colons, a missing value is no value (false) and a
-missing integer 0. Regular expressions run on Python's ``re`` over the UTF-8 bytes (as yara-x
-does: ``.`` is one byte, ``\\w``/``\\d``/``\\s`` and ``/i`` are ASCII), translated only from a
-conservative subset of yara-x's syntax (``_python_regex``); any other pattern keeps its rule on
-yara-x. ``engine/tests/test_facts_batch.py`` checks every corpus Koodous rule both ways.
+missing integer 0. For an ASCII value, patterns run on Python's ``re`` over bytes (as yara-x
+does: ``.`` is one byte, ``\\w``/``\\d``/``\\s`` and ``/i`` are ASCII), translated only from
+a conservative subset of yara-x's syntax (``_python_regex``), and strings compare in ASCII.
+Anything else (a value with other characters, a pattern outside the subset, a non-ASCII
+string argument) is answered by yara-x itself on the test the rewrite compiles for one value
+(``_yara_tests``): yara-x folds case beyond ASCII, bytes cannot. ``engine/tests/
+test_facts_batch.py`` checks every corpus Koodous facts rule both ways.
 
-Speed: the unrepeated part costs one trigram lookup per position of each new distinct value
-(a prefilter on each pattern's longest literal run, ``_atom``), then the candidate patterns.
+Speed: a chunk's new values of a fact are answered together: one yara-x scan over all of them
+finds each pattern's longest literal run (``_atom``), and only the patterns whose run occurs
+in a value are tried on it (``_FactPreds.resolve``).
 """
 
 from __future__ import annotations
@@ -52,7 +56,6 @@ VALUE_CACHE_MAX = 400_000
 
 # fact -> what the facts dict calls its count (None: a single string value)
 _LIST_FACTS = {name: androguard._COUNT[name] for name in androguard._LISTS}
-_SCALAR_FACTS = ("package_name", "app_name", "displayed_version", "main_activity")
 
 # --------------------------------------------------------------------------------------------
 # regular expressions: yara-x's syntax, a safe subset, as Python ``re`` over bytes
@@ -163,6 +166,8 @@ def _python_regex(token: str) -> re.Pattern[bytes] | None:
         elif c == ")":
             out.append(c)
             quantifiable = True
+        elif c in "]}":
+            return None  # a lone closer: dialects differ on it
         elif c.isprintable():
             out.append(re.escape(c) if c in "#&~-" or c.isspace() else c)
             quantifiable = True

@@ -246,7 +246,18 @@ def test_patterns_translate_to_the_same_meaning(regex: str, python: bytes) -> No
 
 @pytest.mark.parametrize(
     "regex",
-    [r"/\mono/", "/[[:alpha:]]/", "/(?i)a/", "/a{,3}/", "/a*+/", "/é/", "/[a&&b]/", "/[]a]/"],
+    [
+        r"/\mono/",
+        "/[[:alpha:]]/",
+        "/(?i)a/",
+        "/a{,3}/",
+        "/a*+/",
+        "/é/",
+        "/[a&&b]/",
+        "/[]a]/",
+        "/a]/",
+        "/a}/",
+    ],
 )
 def test_patterns_outside_the_subset_stay_on_yara_x(regex: str) -> None:
     assert _python_regex(regex) is None
