@@ -1,4 +1,5 @@
-"""The clean-corpus gate, registered into ``threats.gates.APPROVAL_GATES`` by ScansConfig.
+"""The clean-corpus gate: ``CLEAN_CORPUS_GATE``, the ``threats.gates.GateProvider`` that
+ScansConfig registers (``threats.gates.set_gate_provider``).
 
 A revision may be approved only when (docs/retrohunts.md):
 
@@ -12,9 +13,10 @@ A revision may be approved only when (docs/retrohunts.md):
    those it covered): a gate over no clean corpus proves nothing, so below the minimum the
    verdict is ``no_clean_corpus`` and approval needs the reviewer's written override too.
 
-A refusal is an ApplicationError whose ``extra`` holds the gate verdict, the clean hits and
-the review difference (``scans.selectors.revision_review_diff``) so the API and the review
-page can show what the reviewer must weigh.
+A refusal (``threats.gates.GateRefusal``, raised as a ConflictError on one approval) has an
+``extra`` that holds the gate verdict, the clean hits and the review difference
+(``scans.selectors.revision_review_diff``) so the API and the review page can show what the
+reviewer must weigh.
 """
 
 from __future__ import annotations
@@ -22,15 +24,25 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Max
 
-from portal.exceptions import ApplicationError, ConflictError
+from portal.models import User
 from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
 from threats.api import GatedRevision as SignatureRevision
 from threats.api import revision_clean_hits_refresh
+from threats.gates import (
+    GateDetail,
+    GateOverride,
+    GateRefusal,
+    GateState,
+    GateVerdict,
+    ReviewDiff,
+    SampleLink,
+)
 
 MAX_LISTED = 50
 
@@ -84,9 +96,9 @@ def gate_hunt(revision: SignatureRevision) -> RetroHunt | None:
     return _gate_hunts([revision]).get(revision.pk)
 
 
-def _clean_hits(hunts: dict[int, RetroHunt]) -> dict[int, list[dict[str, Any]]]:
+def _clean_hits(hunts: dict[int, RetroHunt]) -> dict[int, list[SampleLink]]:
     """{revision id: the clean samples (by current label) its gate hunt hit}."""
-    out: dict[int, list[dict[str, Any]]] = {}
+    out: dict[int, list[SampleLink]] = {}
     by_hunt: dict[int, list[int]] = {}
     for rev_id, gated_by in hunts.items():
         by_hunt.setdefault(int(gated_by.pk), []).append(rev_id)
@@ -100,28 +112,23 @@ def _clean_hits(hunts: dict[int, RetroHunt]) -> dict[int, list[dict[str, Any]]]:
         )
         for r in rows:
             out.setdefault(int(r["revision_id"] or 0), []).append(
-                {
-                    "sha256": r["sample__sha256"],
-                    "package": r["sample__package"],
-                    "name": r["sample__original_name"],
-                    "url": f"/samples/{r['sample__sha256']}/",
-                }
+                _link(r["sample__sha256"], r["sample__package"], r["sample__original_name"])
             )
     return out
 
 
-def clean_hit_samples(hunt: RetroHunt, revision: SignatureRevision) -> list[dict[str, Any]]:
+def _link(sha256: str, package: str = "", name: str = "") -> SampleLink:
+    return SampleLink(sha256=sha256, package=package, name=name, url=f"/samples/{sha256}/")
+
+
+def clean_hit_samples(hunt: RetroHunt, revision: SignatureRevision) -> list[SampleLink]:
     return _clean_hits({revision.pk: hunt}).get(revision.pk, [])
 
 
-def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[str, Any]]:
-    """The gate verdict of each revision as data (pages show it; ``clean_corpus_gate`` and
-    ``clean_corpus_gate_many`` enforce it), in a few queries per distinct gate hunt.
-
-    ``clean_apps`` is how many clean apps the hunt covered (samples labelled clean now with
-    an id it covered); ``clean_min`` the minimum below which the verdict is
-    ``no_clean_corpus`` rather than ``passed``.
-    """
+def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, GateState]:
+    """The gate verdict of each revision as data (the signature page shows it;
+    ``clean_corpus_gate`` and ``clean_corpus_gate_many`` enforce it), in a few queries per
+    distinct gate hunt."""
     least = min_clean_apps()
     hunts = _gate_hunts(revisions)
     hits = _clean_hits(hunts)
@@ -132,22 +139,15 @@ def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[
             clean.filter(id__gt=max_id).count(),
             clean.filter(id__lte=max_id).count(),
         )
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, GateState] = {}
     for r in revisions:
         gated_by = hunts.get(r.pk)
         if gated_by is None:
-            out[r.pk] = {
-                "gate": "not_gated",
-                "hunt": None,
-                "clean_hits": [],
-                "clean_added": 0,
-                "stale_reason": "",
-                "clean_apps": 0,
-                "clean_min": least,
-            }
+            out[r.pk] = GateState(gate="not_gated", clean_min=least)
             continue
         added, covered = counts[gated_by.pk]
         found = hits.get(r.pk, [])
+        verdict: GateVerdict
         if added or gated_by.stale_reason:
             verdict = "stale"
         elif found:
@@ -156,120 +156,121 @@ def gate_states_exact(revisions: Sequence[SignatureRevision]) -> dict[int, dict[
             verdict = "no_clean_corpus"
         else:
             verdict = "passed"
-        out[r.pk] = {
-            "gate": verdict,
-            "hunt": gated_by.pk,
-            "clean_hits": found,
-            "clean_added": added,
-            "stale_reason": gated_by.stale_reason,
-            "clean_apps": covered,
-            "clean_min": least,
-        }
+        out[r.pk] = GateState(
+            gate=verdict,
+            hunt=gated_by.pk,
+            clean_hits=tuple(found),
+            clean_added=added,
+            stale_reason=gated_by.stale_reason,
+            clean_apps=covered,
+            clean_min=least,
+        )
     return out
 
 
-def gate_state(revision: SignatureRevision) -> dict[str, Any]:
+def gate_state(revision: SignatureRevision) -> GateState:
     """``gate_states_exact`` of one revision."""
     return gate_states_exact([revision])[revision.pk]
 
 
 def _refusal(
-    state: dict[str, Any],
+    state: GateState,
     revision: SignatureRevision,
     override_reason: str | None,
     *,
     with_diff: bool = True,
-) -> ApplicationError | None:
+) -> GateRefusal | None:
     """Why the gate refuses this approval, or None (one rule for one and for many)."""
     from scans.selectors import revision_review_diff
 
-    if state["gate"] == "not_gated":
-        return ConflictError(
+    if state.gate == "not_gated":
+        return GateRefusal(
             f"Revision {revision.number} has not been retro-hunted over the clean corpus; "
             "run a retro-hunt of it first.",
             {"gate": "not_gated"},
         )
-    if state["gate"] == "stale":
+    if state.gate == "stale":
         why = (
-            f"{state['clean_added']} clean sample(s) were added after retro-hunt "
-            f"#{state['hunt']} started"
-            if state["clean_added"]
-            else f"retro-hunt #{state['hunt']} is stale: {state['stale_reason']}"
+            f"{state.clean_added} clean sample(s) were added after retro-hunt #{state.hunt} started"
+            if state.clean_added
+            else f"retro-hunt #{state.hunt} is stale: {state.stale_reason}"
         )
-        return ConflictError(
+        return GateRefusal(
             f"{why}; run a new retro-hunt of revision {revision.number}.",
             {
                 "gate": "stale",
-                "hunt": state["hunt"],
-                "clean_added": state["clean_added"],
-                "stale_reason": state["stale_reason"],
+                "hunt": state.hunt,
+                "clean_added": state.clean_added,
+                "stale_reason": state.stale_reason,
             },
         )
-    hits = state["clean_hits"]
+    hits = state.clean_hits
     if hits and not override_reason:
-        names = ", ".join(h["package"] or h["sha256"][:12] for h in hits[:5])
+        names = ", ".join(h.package or h.sha256[:12] for h in hits[:5])
         more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
-        return ApplicationError(
+        return GateRefusal(
             f"Revision {revision.number} hits {len(hits)} clean app(s) ({names}{more}); "
             "approve only with an override reason.",
             {
                 "gate": "clean_hits",
-                "hunt": state["hunt"],
-                "clean_hits": hits[:MAX_LISTED],
+                "hunt": state.hunt,
+                "clean_hits": [asdict(h) for h in hits[:MAX_LISTED]],
                 "clean_hit_count": len(hits),
                 "review_diff": revision_review_diff(revision) if with_diff else None,
             },
-            status_code=409,
         )
-    if state["gate"] == "no_clean_corpus" and not override_reason:
-        return ConflictError(
-            f"No clean corpus: retro-hunt #{state['hunt']} covered {state['clean_apps']} clean "
-            f"app(s), fewer than the {state['clean_min']} the gate needs "
+    if state.gate == "no_clean_corpus" and not override_reason:
+        return GateRefusal(
+            f"No clean corpus: retro-hunt #{state.hunt} covered {state.clean_apps} clean "
+            f"app(s), fewer than the {state.clean_min} the gate needs "
             "(GATE_MIN_CLEAN_APPS); store clean apps and hunt again, or approve only with an "
             "override reason.",
             {
                 "gate": "no_clean_corpus",
-                "hunt": state["hunt"],
-                "clean_apps": state["clean_apps"],
-                "clean_min": state["clean_min"],
+                "hunt": state.hunt,
+                "clean_apps": state.clean_apps,
+                "clean_min": state.clean_min,
             },
         )
     return None
 
 
-def _overridden(state: dict[str, Any]) -> str | None:
-    return state["gate"] if state["gate"] in ("clean_hits", "no_clean_corpus") else None
+def _overridden(state: GateState) -> GateOverride | None:
+    if state.gate == "clean_hits" or state.gate == "no_clean_corpus":
+        return state.gate
+    return None
 
 
-def clean_corpus_gate(revision: SignatureRevision, override_reason: str | None) -> str | None:
-    """Refuse the approval unless the gate passed; returns the verdict the reviewer's override
-    reason was needed for (``clean_hits`` | ``no_clean_corpus``), or None."""
+def clean_corpus_gate(
+    revision: SignatureRevision, override_reason: str | None
+) -> GateOverride | None:
+    """Refuse the approval (raise a ConflictError) unless the gate passed; returns the verdict
+    the reviewer's override reason was needed for (``clean_hits`` | ``no_clean_corpus``), or
+    None."""
     state = gate_state(revision)
-    if state["gate"] not in ("not_gated", "stale"):
-        revision_clean_hits_refresh(revision=revision, clean_hits=len(state["clean_hits"]))
+    if state.gate not in ("not_gated", "stale"):
+        revision_clean_hits_refresh(revision=revision, clean_hits=len(state.clean_hits))
     refusal = _refusal(state, revision, override_reason)
     if refusal is not None:
-        raise refusal
+        raise refusal.error()
     return _overridden(state)
 
 
-def clean_corpus_gate_many(
-    revisions: Sequence[SignatureRevision],
-) -> dict[int, ApplicationError | None]:
+def clean_corpus_gate_many(revisions: Sequence[SignatureRevision]) -> dict[int, GateRefusal | None]:
     """``clean_corpus_gate`` for many revisions without an override (a bulk approve): the
     refusal of each revision, or None; a few queries per distinct gate hunt."""
     states = gate_states_exact(revisions)
-    out: dict[int, ApplicationError | None] = {}
+    out: dict[int, GateRefusal | None] = {}
     for revision in revisions:
         state = states[revision.pk]
-        if state["gate"] not in ("not_gated", "stale"):
-            revision_clean_hits_refresh(revision=revision, clean_hits=len(state["clean_hits"]))
+        if state.gate not in ("not_gated", "stale"):
+            revision_clean_hits_refresh(revision=revision, clean_hits=len(state.clean_hits))
         out[revision.pk] = _refusal(state, revision, None, with_diff=False)
     return out
 
 
-# --- what pages show (registered as threats.gates.GATE_VIEWS) -------------------------------
-def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
+# --- what pages show -------------------------------------------------------------------------
+def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, GateVerdict]:
     """{revision id: not_gated | stale | clean_hits | no_clean_corpus | passed} in three
     queries, for lists.
 
@@ -292,9 +293,9 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
     least = min_clean_apps()
     # a hunt that is not stale covered every clean sample stored now
     clean_apps = Sample.objects.filter(label=Label.CLEAN).count() if covered and least else 0
-    out: dict[int, str] = {}
+    out: dict[int, GateVerdict] = {}
     for r in revisions:
-        if r.gate_hunt_id not in covered:
+        if r.gate_hunt_id is None or r.gate_hunt_id not in covered:
             out[r.pk] = "not_gated"
         elif newest_clean > covered[r.gate_hunt_id] or r.gate_hunt_id in stale:
             out[r.pk] = "stale"
@@ -307,34 +308,88 @@ def gate_states(revisions: Sequence[SignatureRevision]) -> dict[int, str]:
     return out
 
 
-def _sample_links(sha256s: set[str]) -> dict[str, dict[str, str]]:
+def _sample_links(sha256s: set[str]) -> dict[str, SampleLink]:
     rows = Sample.objects.filter(sha256__in=sha256s).values_list(
         "sha256", "package", "original_name"
     )
-    return {
-        sha: {"sha256": sha, "package": package, "name": name, "url": f"/samples/{sha}/"}
-        for sha, package, name in rows
-    }
+    return {sha: _link(sha, package, name) for sha, package, name in rows}
 
 
-def gate_detail(revision: SignatureRevision) -> dict[str, Any]:
-    """The gate of one revision as the review page shows it: verdict, hunt, clean hits, and
-    the difference against the shipping (or previous) revision with links to the samples."""
+def _review_diff(revision: SignatureRevision) -> ReviewDiff:
+    """``scans.selectors.revision_review_diff`` with links to the samples."""
     from scans.selectors import revision_review_diff
 
+    diff = revision_review_diff(revision)
+    keys = ("new_clean_hits", "new_malicious_hits", "lost_malicious_hits")
+    links = _sample_links({sha for k in keys for sha in diff[k]})
+    listed = {k: tuple(links.get(sha) or _link(sha) for sha in diff[k]) for k in keys}
+    return ReviewDiff(
+        against=diff["against"],
+        base_revision=diff["base_revision"],
+        base_gated=diff["base_gated"],
+        hunt=diff["hunt"],
+        base_hunt=diff["base_hunt"],
+        compared_up_to_sample_id=diff["compared_up_to_sample_id"],
+        new_clean_hits=listed["new_clean_hits"],
+        new_malicious_hits=listed["new_malicious_hits"],
+        lost_malicious_hits=listed["lost_malicious_hits"],
+    )
+
+
+def gate_detail(revision: SignatureRevision) -> GateDetail:
+    """The gate of one revision as the review page shows it: verdict, hunt, clean hits, and
+    the difference against the shipping (or previous) revision with links to the samples."""
     state = gate_state(revision)
-    diff = revision_review_diff(revision) if state["hunt"] else None
-    if diff is not None:
-        keys = ("new_clean_hits", "new_malicious_hits", "lost_malicious_hits")
-        links = _sample_links({sha for k in keys for sha in diff[k]})
-        for key in keys:
-            diff[key] = [
-                links.get(sha, {"sha256": sha, "url": f"/samples/{sha}/"}) for sha in diff[key]
-            ]
-    return {
-        **state,
-        "clean_hit_count": len(state["clean_hits"]),
-        "clean_hits": state["clean_hits"][:MAX_LISTED],
-        "hunt_url": f"/retrohunts/{state['hunt']}/" if state["hunt"] else None,
-        "review_diff": diff,
-    }
+    return GateDetail(
+        gate=state.gate,
+        hunt=state.hunt,
+        clean_hits=state.clean_hits[:MAX_LISTED],
+        clean_hit_count=len(state.clean_hits),
+        clean_added=state.clean_added,
+        stale_reason=state.stale_reason,
+        clean_apps=state.clean_apps,
+        clean_min=state.clean_min,
+        hunt_url=f"/retrohunts/{state.hunt}/" if state.hunt else None,
+        review_diff=_review_diff(revision) if state.hunt else None,
+    )
+
+
+# --- the provider threats calls (registered in ScansConfig.ready) -----------------------------
+class CleanCorpusGate:
+    """``threats.gates.GateProvider``: the clean-corpus gate over this app's retro-hunts."""
+
+    def __repr__(self) -> str:
+        return "scans.gates.CLEAN_CORPUS_GATE"
+
+    def approval_check(
+        self, revision: SignatureRevision, override_reason: str | None
+    ) -> GateOverride | None:
+        return clean_corpus_gate(revision, override_reason)
+
+    def approval_refusals(
+        self, revisions: Sequence[SignatureRevision]
+    ) -> dict[int, GateRefusal | None]:
+        return clean_corpus_gate_many(revisions)
+
+    def run_now(self, revision_ids: list[int]) -> None:
+        """The gate's hunt run to the end here (the demo seed; never a request)."""
+        from scans.retrohunts import retrohunt_run_sync
+
+        retrohunt_run_sync(user=None, revision_ids=revision_ids, limit=None)
+
+    def on_submit(self, *, revision_ids: list[int], actor: User | None) -> None:
+        """ONE gate hunt of every revision submitted together, on queue ``hunts`` (threats
+        calls this after commit); each revision gets its own gate result when it finishes."""
+        from scans.retrohunts import gate_hunt_create
+
+        user = actor if actor is not None and actor.has_perm("scans.add_retrohunt") else None
+        gate_hunt_create(user=user, revision_ids=revision_ids)
+
+    def states(self, revisions: Sequence[SignatureRevision]) -> dict[int, GateVerdict]:
+        return gate_states(revisions)
+
+    def detail(self, revision: SignatureRevision) -> GateDetail:
+        return gate_detail(revision)
+
+
+CLEAN_CORPUS_GATE = CleanCorpusGate()

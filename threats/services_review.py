@@ -29,7 +29,7 @@ from engine.kinds import get_kind
 from portal.audit import audit_log, audit_log_many
 from portal.exceptions import ApplicationError, ConflictError
 from portal.models import User
-from threats.gates import approval_refusals, run_approval_gates, run_submit_hooks
+from threats.gates import approval_check, approval_refusals, gate_on_submit
 from threats.models import RevisionState, Signature, SignatureRevision, Status
 from threats.policy import BULK_PERMS, require
 from threats.services_common import (
@@ -83,8 +83,8 @@ def signature_submit(
     """Put the current draft revision in review (its author, or whoever may edit it).
 
     ``gate``: start the revision's gate hunt once the transaction commits
-    (``threats.gates.SUBMIT_HOOKS``). ``signatures_submit`` passes False and starts one hunt
-    for everything it submitted.
+    (``threats.gates.gate_on_submit``). ``signatures_submit`` passes False and starts one
+    hunt for everything it submitted.
     """
     signature = locked(signature)
     revision = current_revision(signature)
@@ -98,9 +98,9 @@ def signature_submit(
         signature.save(update_fields=["status", "updated_at"])
     _transition(signature=signature, actor=actor, action="submit", reason=reason, before=before)
     if gate:
-        # the gate hunt starts on its own (threats.gates.SUBMIT_HOOKS; scans registers it)
+        # the gate hunt starts on its own (the gate provider's on_submit; scans registers it)
         revision_ids = [revision.pk]
-        transaction.on_commit(lambda: run_submit_hooks(revision_ids=revision_ids, actor=actor))
+        transaction.on_commit(lambda: gate_on_submit(revision_ids=revision_ids, actor=actor))
     return signature
 
 
@@ -139,7 +139,7 @@ def signature_approve(
     _check_approve(signature=signature, actor=actor)
     override = (override_reason or "").strip()
     # what the override was needed for: clean hits, or too small a clean corpus
-    overridden = run_approval_gates(revision, override or None)
+    overridden = approval_check(revision, override or None)
     revision.refresh_from_db()  # a gate may have refreshed the clean hits
     _check_gated(revision)
     before = sig_snapshot(signature)
@@ -207,7 +207,7 @@ def _mark_approved(
 
 def signatures_approve(*, actor: User, ids: Sequence[int], comment: str = "") -> BulkResult:
     """Approve many signatures' revisions in review under the rules of ``signature_approve``
-    (``_check_approve``, the registered gates through ``threats.gates.approval_refusals``,
+    (``_check_approve``, the gate provider through ``threats.gates.approval_refusals``,
     ``_check_gated``) without an override: a revision the gate refuses (clean hits, no
     clean corpus, not gated, stale) is reported with the gate's sentence and the others go
     on; overriding stays one signature at a time, with a written reason.
@@ -254,7 +254,7 @@ def _approve_batch(*, actor: User, ids: list[int], comment: str, result: BulkRes
         try:
             refusal = refusals.get(revision.pk)
             if refusal is not None:
-                raise refusal
+                raise refusal.error()
             _check_gated(revision)
         except ApplicationError as exc:
             result.failed.append({"id": sig.pk, "message": exc.message})
@@ -408,7 +408,7 @@ def signatures_submit(*, actor: User, ids: Sequence[int], reason: str = "") -> B
         submitted += _submit_batch(actor=actor, ids=batch, reason=reason, result=result)
     if submitted:
         # after the caller's transaction, if any (each batch above committed its own)
-        transaction.on_commit(lambda: run_submit_hooks(revision_ids=submitted, actor=actor))
+        transaction.on_commit(lambda: gate_on_submit(revision_ids=submitted, actor=actor))
     return result
 
 

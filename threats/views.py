@@ -203,7 +203,7 @@ _BUTTONS = {
 }
 
 
-def _actions(allowed: frozenset[str], gate: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _actions(allowed: frozenset[str], gate: gates.GateDetail | None = None) -> list[dict[str, Any]]:
     """The status buttons for the actions ``threats.policy`` allows this viewer now."""
     out: list[dict[str, Any]] = []
     for name, (label, reason) in _BUTTONS.items():
@@ -213,7 +213,7 @@ def _actions(allowed: frozenset[str], gate: dict[str, Any] | None = None) -> lis
         if name == "approve":
             # the override field appears when clean hits, or too small a clean corpus, block
             # the approval (the gate decides)
-            button["override"] = gate is not None and gate["gate"] in (
+            button["override"] = gate is not None and gate.gate in (
                 "clean_hits",
                 "no_clean_corpus",
             )

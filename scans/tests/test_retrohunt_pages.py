@@ -1,5 +1,5 @@
 """Starting retro-hunts from the pages (the signature page and the editor), and the gate hunt
-that starts on its own when a revision is submitted (threats.gates.SUBMIT_HOOKS)."""
+that starts on its own when a revision is submitted (threats.gates.gate_on_submit)."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def test_a_failing_submit_hook_never_undoes_the_submission(
         calls.extend(revision_ids)
         raise RuntimeError("broker down")
 
-    monkeypatch.setattr(gates, "SUBMIT_HOOKS", [broken])
+    monkeypatch.setattr(gates.gate_provider(), "on_submit", broken)
     sig = _hash_signature(researcher)
     with django_capture_on_commit_callbacks(execute=True):
         services.signature_submit(signature=sig, actor=researcher)
