@@ -430,6 +430,8 @@ class SampleDownloadApi(APIView):
 
     authentication_classes = [PeopleOrDeviceTokenAuthentication, SessionAuthentication]
     permission_classes = [CanViewSamples]
+    # no HEAD: each download is built and audited, so only a GET makes one
+    http_method_names = ["get", "options"]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # the answer is a ZIP or a JSON error, whatever the client accepts

@@ -181,6 +181,10 @@ def test_the_download_is_the_sample_in_a_zip_with_password_infected_and_is_audit
     assert entry.actor == user
     assert entry.object_type == "scans.sample"
     assert entry.changes["sha256"]["after"] == sha
+    # a HEAD would build and audit a download nobody receives: it is refused, unaudited
+    head = api(user).head(f"{SAMPLES}{sha}/download/")
+    assert head.status_code == 405
+    assert AuditEntry.objects.filter(action="sample.download").count() == before + 1
 
 
 def test_auditors_devices_and_strangers_may_not_download(
