@@ -283,7 +283,7 @@ def grow(total: int, originals_count: int) -> int:
                 label=Label.CLEAN,
                 package=o.package,
                 app_label=o.app_label,
-                features=unique(o.features, n),
+                features=unique(o.features or {}, n),
                 features_file=o.features_file,
                 features_engine_version=o.features_engine_version,
                 last_seen=now,

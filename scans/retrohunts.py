@@ -520,7 +520,7 @@ def _chunk_facts_matches(samples: list[Sample], ruleset: Ruleset) -> dict[int, l
     for sample, matches in zip(current, found, strict=True):
         if rest is not None:
             try:
-                summary = AppFeatures.from_dict(sample.features)
+                summary = AppFeatures.from_dict(sample.features or {})
                 matches = matches + _facts_scanner(rest).match(android_globals(summary))
             except Exception as exc:
                 if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError

@@ -74,7 +74,9 @@ def koodous_records(corpus: Path) -> list[RuleRecord]:
         for candidate in parse_path(path, root=root):
             if candidate.ok:
                 n = len(records) + 1
-                records.append(RuleRecord(n, 1, f"Andr.K.F-{n}-1", "yara", candidate.body, "high"))
+                records.append(
+                    RuleRecord(n, 1, f"Andr.K.F-{n}-1", "yara", candidate.body, "suspicious")
+                )
     return records
 
 
@@ -221,7 +223,7 @@ def test_batch_and_yara_x_agree_on_every_sample_and_rule(
 
 def test_rules_left_to_yara_x_are_not_answered_by_the_batch(facts_ruleset: Ruleset) -> None:
     body = 'import "androguard"\nrule a { condition: androguard.url(/api.\\mono\\.ir/) }\n'
-    other = RuleRecord(1, 1, "Andr.T.Rest-1-1", "yara", body, "high")
+    other = RuleRecord(1, 1, "Andr.T.Rest-1-1", "yara", body, "suspicious")
     ruleset = compile_ruleset([other])
     batch = FactsBatch(ruleset.records, ruleset.yara_namespaces.values())
     assert len(batch.rules) == 1  # yara-x answers its one pattern, per distinct value
