@@ -23,7 +23,7 @@ from engine.features import AppFeatures, Match, RuleRecord
 from engine.importers import parse_path
 from engine.kinds import _yara_source
 from engine.kinds import yara as yara_kind
-from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
+from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset, reads_bytes
 
 CORNERS = {
     "mixed_case_name": 'condition: androguard.app_name("MiXeD Name")',
@@ -275,3 +275,13 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
 def test_summary_facts_are_the_features_facts(corpus_features: list[AppFeatures]) -> None:
     for features in corpus_features:
         assert summary_facts(summary(features.to_dict())) == androguard.facts(features)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine.ruleset.reads_bytes misses anonymous strings ($ = ...): docs/signatures.md",
+)
+def test_a_rule_with_anonymous_strings_reads_bytes() -> None:
+    # given a Koodous-style rule whose only strings are anonymous, then it reads the bytes
+    # (today it is taken for a facts rule and hunted over no bytes, so it never hits)
+    assert reads_bytes('rule a { strings: $ = "cosmetiq" condition: 1 of them }')
