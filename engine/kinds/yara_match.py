@@ -233,14 +233,18 @@ _BYTE_FUNCTION = re.compile(r"u?int(8|16|32)(be)?$")
 
 def reads_bytes(source: str) -> bool:
     """Whether a compiled YARA source may depend on the bytes scanned: patterns (``$a``,
-    ``#a``, ``@a``, ``!a``), ``filesize``, ``entrypoint``, ``uint8(…)`` and kin, any module
-    (they parse the bytes), and ``android.file_kind``/``file_name`` (which part is scanned).
+    ``#a``, ``@a``, ``!a``, an anonymous ``$``, ``them``), ``filesize``, ``entrypoint``,
+    ``uint8(…)`` and kin, any module (they parse the bytes), and
+    ``android.file_kind``/``file_name`` (which part is scanned).
     Conservative: a rule this says no to answers the same on any bytes, so from facts alone
     (a rewritten Koodous rule without strings, ``android.package == "…"``)."""
     if _yara_source.parse(source).imports:
         return True
     for token in _yara_source.tokenize(source):
-        if token.kind == "var":
+        # ``$a`` and kin; an anonymous string's bare ``$``; ``them`` (all of a rule's strings)
+        if token.kind == "var" or (token.kind == "punct" and token.text == "$"):
+            return True
+        if token.kind == "ident" and token.text == "them":
             return True
         if token.kind == "ident" and (
             token.text in _BYTE_WORDS or _BYTE_FUNCTION.match(token.text) is not None

@@ -193,7 +193,7 @@ def batch_hits(batch: FactsBatch, facts: list[dict[str, Any] | None]) -> list[se
 
 def test_most_corpus_koodous_facts_rules_run_in_the_batch(facts_ruleset: Ruleset) -> None:
     batch = FactsBatch(facts_ruleset.records, facts_ruleset.yara_namespaces.values())
-    assert len(batch.rules) >= 210  # of 242 corpus rules + the corners
+    assert len(batch.rules) >= 210  # of 221 corpus rules + the corners
     corner_ids = {r.id for r in facts_ruleset.records if ".Corner-" in r.name}
     assert corner_ids <= {facts_ruleset.records[r.index].id for r in batch.rules}
     # what stays on yara-x does so for a reason the parser names (``them``, byte patterns…)
@@ -277,11 +277,9 @@ def test_summary_facts_are_the_features_facts(corpus_features: list[AppFeatures]
         assert summary_facts(summary(features.to_dict())) == androguard.facts(features)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.ruleset.reads_bytes misses anonymous strings ($ = ...): docs/signatures.md",
-)
 def test_a_rule_with_anonymous_strings_reads_bytes() -> None:
     # given a Koodous-style rule whose only strings are anonymous, then it reads the bytes
-    # (today it is taken for a facts rule and hunted over no bytes, so it never hits)
+    # (it was taken for a facts rule and hunted over no bytes, so it never hit)
     assert reads_bytes('rule a { strings: $ = "cosmetiq" condition: 1 of them }')
+    assert reads_bytes('rule a { strings: $ = "x" condition: $ and androguard_ok }')
+    assert not reads_bytes('rule a { condition: android.package == "com.themes" }')
