@@ -213,6 +213,7 @@ def case_phase(kind: str, count: int, samples: int, var_dir: Path, out: Path) ->
     from releases.repository import init_dev_repository
     from releases.services import release_publish
     from releases.tasks import build_release
+    from scans import hunt_plan
     from scans.models import HuntStatus, RetroHunt
     from threats.models import Category, Family, Severity, SignatureRevision, Status
     from threats.services import (
@@ -253,7 +254,7 @@ def case_phase(kind: str, count: int, samples: int, var_dir: Path, out: Path) ->
     hunt, stages["gate"] = _timed(gate)
     # the gate ran as a hunts worker runs it; the approval is a web request in another
     # process, which does not hold the worker's compiled hunt (100,000 rules)
-    retrohunts.ruleset_cache_clear()
+    hunt_plan.ruleset_cache_clear()
     revisions = SignatureRevision.objects.filter(signature_id__in=submitted.succeeded)
     gated = revisions.filter(gate_hunt_id=hunt.pk, gated_at__isnull=False).count()
     with_clean = revisions.filter(clean_hits__gt=0).count()

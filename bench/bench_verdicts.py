@@ -85,6 +85,7 @@ def _not_clean(samples: int) -> list[int]:
 def _import_and_gate(var_dir: Path, author: Any, rows: list[str], name: str) -> list[int]:
     """Import a CSV feed, submit it with ONE gate hunt and run its chunks here; the ids."""
     import scans.retrohunts as retrohunts
+    from scans import hunt_plan
     from threats.services import signatures_import_paths, signatures_submit_imported
 
     feed = var_dir / f"{name}.csv"
@@ -98,7 +99,7 @@ def _import_and_gate(var_dir: Path, author: Any, rows: list[str], name: str) -> 
     assert hunt is not None
     for chunk_id in hunt.chunks.order_by("index").values_list("id", flat=True):
         retrohunts.retrohunt_chunk_run(chunk_id=chunk_id, worker_name="bench")
-    retrohunts.ruleset_cache_clear()
+    hunt_plan.ruleset_cache_clear()
     return list(submitted.succeeded)
 
 

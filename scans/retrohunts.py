@@ -21,16 +21,17 @@ ENGINE_VERSION, is analysed again first and its stored features refreshed. YARA 
 the stored file (downloaded to a temp file when storage is not local): with current stored
 features only its manifest and DEX bytes (``engine.analyze.read_content``, several times
 cheaper than analysis), else it is analysed in full and its features stored.
+
+Other concerns of a hunt have their own modules: its rules and how they are compiled,
+``scans.hunt_plan``; matching one stored sample or a chunk's samples, ``scans.hunt_match``;
+claim and recovery of chunks, ``scans.leases``; the stored files, ``scans.storage``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,19 +41,26 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from engine import ENGINE_VERSION
-from engine.analyze import analyze_with_content, read_content
 from engine.errors import AnalysisError
-from engine.facts_batch import FactsBatch, summary_facts
-from engine.features import AppContent, AppFeatures, Match, RuleRecord
-from engine.kinds import REGISTRY, UnknownKind, get_kind
-from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
-from engine.ruleset import match as engine_match
-from engine.ruleset import match_yara as engine_match_yara
+from engine.features import Match, RuleRecord
+from engine.ruleset import Ruleset, compile_ruleset
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import User
-from scans.featurekeys import key_of, rule_key, sample_keys, summary_features
+from scans.featurekeys import sample_keys
+from scans.hunt_match import (
+    chunk_facts_matches,
+    has_current_features,
+    keyed_matches,
+    sample_match,
+)
+from scans.hunt_plan import (
+    MAX_HUNT_SIGNATURES,
+    hunt_plan,
+    record_dict,
+    revision_records,
+    unsaved_record,
+)
 from scans.leases import LeaseSpec, claim, recover
 from scans.models import (
     ChunkStatus,
@@ -64,19 +72,10 @@ from scans.models import (
     Sample,
 )
 from scans.services import hits_record, signature_stats_refresh
-from scans.storage import (
-    ScanError,
-    local_path,
-    sample_features_load,
-    sample_features_store,
-    sample_units_load,
-    sample_units_store,
-)
+from scans.storage import ScanError
 
 log = logging.getLogger(__name__)
 
-MAX_HUNT_SIGNATURES = 10_000
-UNSAVED_NAME = "unsaved {kind} rule"
 # how often (in samples) a running chunk checks whether its hunt was cancelled
 _CANCEL_CHECK_EVERY = 10
 
@@ -95,94 +94,6 @@ def _test_delay_seconds() -> float:
 
 
 # --- creating ------------------------------------------------------------------------------------
-def _record_dict(record: RuleRecord, revision_id: int | None) -> dict[str, Any]:
-    return {
-        "revision_id": revision_id,
-        "id": record.id,
-        "revision": record.revision,
-        "name": record.name,
-        "kind": record.kind,
-        "body": record.body,
-        "severity": record.severity,
-        "noisy": record.noisy,
-        "min_engine": record.min_engine,
-    }
-
-
-def hunt_records(hunt: RetroHunt) -> list[RuleRecord]:
-    return [RuleRecord(**{k: v for k, v in r.items() if k != "revision_id"}) for r in hunt.records]
-
-
-def _unsaved_record(rule: dict[str, Any]) -> RuleRecord:
-    kind = str(rule.get("kind") or "")
-    if "body" not in rule:
-        raise ApplicationError("An unsaved rule needs a body.", {"fields": {"rule": ["body"]}})
-    try:
-        kind_obj = get_kind(kind)
-    except UnknownKind:
-        raise ApplicationError(
-            f"Unknown signature kind {kind!r}.", {"kinds": list(REGISTRY)}
-        ) from None
-    result = kind_obj.validate(rule["body"])
-    if result.errors:
-        raise ApplicationError(
-            f"The {kind} rule is not valid: {result.errors[0]}",
-            {
-                "errors": [
-                    {"message": i.message, "line": i.line, "column": i.column}
-                    for i in result.errors
-                ]
-            },
-        )
-    return RuleRecord(
-        id=0,
-        revision=0,
-        name=UNSAVED_NAME.format(kind=kind),
-        kind=kind,
-        body=result.body,
-        severity="malicious",
-        min_engine=kind_obj.min_engine,
-    )
-
-
-def _revision_records(
-    *,
-    signature_ids: Sequence[int] | None,
-    revision_ids: Sequence[int] | None,
-    limit: int | None = MAX_HUNT_SIGNATURES,
-) -> list[tuple[RuleRecord, int]]:
-    from threats.api import current_revision_ids, invalid_signature_ids, records_by_revision
-
-    rev_ids: list[int] = [int(i) for i in revision_ids or ()]
-    if signature_ids:
-        wanted = list(dict.fromkeys(int(i) for i in signature_ids))
-        bad = invalid_signature_ids(wanted)
-        if bad:
-            raise ApplicationError(
-                "Invalid signatures do not compile on this engine and cannot be hunted: "
-                + ", ".join(f"#{i}" for i in bad),
-                {"invalid": bad},
-            )
-        current = current_revision_ids(wanted)
-        missing = [i for i in wanted if i not in current]
-        if missing:
-            raise ApplicationError(
-                "No such signature: " + ", ".join(f"#{i}" for i in missing), {"missing": missing}
-            )
-        rev_ids += [current[i] for i in wanted]
-    rev_ids = list(dict.fromkeys(rev_ids))
-    if limit is not None and len(rev_ids) > limit:
-        raise ApplicationError(f"At most {limit} signatures per retro-hunt.")
-    records = records_by_revision(rev_ids)
-    missing_revs = [i for i in rev_ids if i not in records]
-    if missing_revs:
-        raise ApplicationError(
-            "No such signature revision: " + ", ".join(map(str, missing_revs)),
-            {"missing_revisions": missing_revs},
-        )
-    return [(records[i], i) for i in rev_ids]
-
-
 def retrohunt_create(
     *,
     user: User | None,
@@ -206,10 +117,10 @@ def retrohunt_create(
             {"fields": {"signatures": ["one of signatures or rule"]}},
         )
     if rule:
-        pairs: list[tuple[RuleRecord, int | None]] = [(_unsaved_record(rule), None)]
+        pairs: list[tuple[RuleRecord, int | None]] = [(unsaved_record(rule), None)]
     else:
         pairs = list(
-            _revision_records(signature_ids=signature_ids, revision_ids=revision_ids, limit=limit)
+            revision_records(signature_ids=signature_ids, revision_ids=revision_ids, limit=limit)
         )
     ruleset = compile_ruleset(r for r, _ in pairs)
     if ruleset.errors and len(ruleset.errors) == len(pairs):
@@ -241,7 +152,7 @@ def _hunt_save(
         revision_ids=[rid for _, rid in pairs if rid is not None],
         rule_kind=str(rule["kind"]) if rule else "",
         rule_body=pairs[0][0].body if rule else None,
-        records=[_record_dict(r, rid) for r, rid in pairs],
+        records=[record_dict(r, rid) for r, rid in pairs],
         max_sample_id=max_id,
         clean_count=Sample.objects.filter(id__lte=max_id, label=Label.CLEAN).count(),
         total=len(ids),
@@ -320,76 +231,6 @@ def retrohunt_cancel(*, hunt: RetroHunt, user: User) -> RetroHunt:
 
 
 # --- running a chunk -----------------------------------------------------------------------------
-_cache_lock = threading.Lock()
-# keyed by (id, created_at): ids alone can repeat after a rolled-back transaction (tests)
-_ruleset_cache: OrderedDict[tuple[int, str], HuntPlan] = OrderedDict()
-_RULESET_CACHE_SIZE = 2
-
-
-@dataclass
-class HuntPlan:
-    """How a hunt's rules run: ``keyed`` (hash, indicator, package_cert) through the stored
-    feature keys (``scans.featurekeys``) on candidate samples only; ``scanned`` (YARA,
-    behaviour, CIDR) sample by sample as before; every rule on a sample that must be
-    analysed again (``full``)."""
-
-    records: list[RuleRecord]
-    keyed: Ruleset | None
-    keys: frozenset[int]
-    scanned: Ruleset | None
-    # (signature id, revision number) -> revision id, for the hunt's matches
-    revision_ids: dict[tuple[int, int], int | None]
-    _full: Ruleset | None = None
-
-    def full(self) -> Ruleset:
-        if self._full is None:
-            self._full = compile_ruleset(self.records)
-        return self._full
-
-
-def hunt_plan_of(
-    records: list[RuleRecord], revision_ids: dict[tuple[int, int], int | None] | None = None
-) -> HuntPlan:
-    keyed: list[RuleRecord] = []
-    keys: set[int] = set()
-    scanned: list[RuleRecord] = []
-    for record in records:
-        fact = rule_key(record)
-        if fact is None:
-            scanned.append(record)
-        else:
-            keyed.append(record)
-            keys.add(key_of(fact))
-    return HuntPlan(
-        records=records,
-        keyed=compile_ruleset(keyed) if keyed else None,
-        keys=frozenset(keys),
-        scanned=compile_ruleset(scanned) if scanned else None,
-        revision_ids=revision_ids or {},
-    )
-
-
-def hunt_plan(hunt: RetroHunt) -> HuntPlan:
-    """The hunt's compiled rules, compiled once per worker process (by hunt id)."""
-    key = (hunt.pk, hunt.created_at.isoformat())
-    with _cache_lock:
-        plan = _ruleset_cache.get(key)
-        if plan is not None:
-            _ruleset_cache.move_to_end(key)
-            return plan
-    plan = hunt_plan_of(hunt_records(hunt), _revision_ids(hunt))
-    with _cache_lock:
-        _ruleset_cache[key] = plan
-        while len(_ruleset_cache) > _RULESET_CACHE_SIZE:
-            _ruleset_cache.popitem(last=False)
-    return plan
-
-
-def ruleset_cache_clear() -> None:
-    with _cache_lock:
-        _ruleset_cache.clear()
-
-
 def _chunk_rows() -> QuerySet[HuntChunk]:
     # the hunt's records (megabytes for a feed's gate) are read only when this process has
     # not compiled them yet (``hunt_plan``)
@@ -451,151 +292,6 @@ def _hunt_status(hunt_id: int) -> str:
     return RetroHunt.objects.filter(pk=hunt_id).values_list("status", flat=True).first() or ""
 
 
-def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
-    """Stored features of the current engine (the summary suffices without behaviour rules)."""
-    if sample.features_engine_version != ENGINE_VERSION or not sample.features_file:
-        return None
-    if full:
-        return sample_features_load(sample)
-    return AppFeatures.from_dict(sample.features) if sample.features else None
-
-
-# one yara-x scanner per facts-only ruleset in this process (derived from the ruleset: never
-# stale; a hunt's rulesets are cached per process the same way, see hunt_plan)
-_facts_scanners: OrderedDict[int, tuple[Ruleset, FactsScanner]] = OrderedDict()
-
-
-def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
-    found = _facts_scanners.get(id(ruleset))
-    if found is not None and found[0] is ruleset:
-        return found[1]
-    scanner = FactsScanner(ruleset)
-    _facts_scanners[id(ruleset)] = (ruleset, scanner)
-    while len(_facts_scanners) > 8:
-        _facts_scanners.popitem(last=False)
-    return scanner
-
-
-# Koodous facts rules answered for a whole chunk at once (engine.facts_batch), per ruleset as
-# above; the records it cannot answer keep FactsScanner, compiled apart as ``rest``
-_facts_batches: OrderedDict[int, tuple[Ruleset, FactsBatch, Ruleset | None]] = OrderedDict()
-
-
-def _facts_batch(ruleset: Ruleset) -> tuple[FactsBatch, Ruleset | None]:
-    found = _facts_batches.get(id(ruleset))
-    if found is not None and found[0] is ruleset:
-        return found[1], found[2]
-    batch = FactsBatch(ruleset.records, ruleset.yara_namespaces.values())
-    rest = compile_ruleset([ruleset.records[i] for i in batch.rest]) if batch.rest else None
-    _facts_batches[id(ruleset)] = (ruleset, batch, rest)
-    while len(_facts_batches) > 8:
-        _facts_batches.popitem(last=False)
-    return batch, rest
-
-
-def facts_batch_enabled() -> bool:
-    """False only to measure the sample-by-sample path (bench/bench_koodous_facts.py)."""
-    return bool(getattr(settings, "RETROHUNT_FACTS_BATCH", True))
-
-
-def _chunk_facts_matches(samples: list[Sample], ruleset: Ruleset) -> dict[int, list[Match]]:
-    """``sample_match`` of a facts-only ruleset for the chunk's samples that have a current
-    stored summary, all in one batch (the others are left out: ``sample_match`` takes them
-    one by one, analysing them again if need be). Same matches, same evidence."""
-    if not ruleset.yara_facts_only or not facts_batch_enabled():
-        return {}
-    batch, rest = _facts_batch(ruleset)
-    current: list[Sample] = []
-    facts: list[dict[str, Any]] = []
-    for sample in samples:
-        if not _has_current_features(sample) or not sample.features:
-            continue
-        try:
-            facts.append(summary_facts(sample.features))
-        except (KeyError, TypeError, ValueError):
-            continue  # a summary this engine cannot read: sample_match decides
-        current.append(sample)
-    found = batch.match(facts) if batch.rules else [[] for _ in current]
-    out: dict[int, list[Match]] = {}
-    for sample, matches in zip(current, found, strict=True):
-        if rest is not None:
-            try:
-                summary = AppFeatures.from_dict(sample.features or {})
-                matches = matches + _facts_scanner(rest).match(android_globals(summary))
-            except Exception as exc:
-                if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError
-                    raise
-                continue  # sample_match reports it as this sample's error
-        out[sample.pk] = matches
-    return out
-
-
-def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
-    """The matches of ``ruleset`` on one stored sample, from its stored facts, unit pack or
-    features (analysed again only when none is current): what a hunt chunk runs per sample,
-    and what current verdicts use for samples no gate hunt covered. AnalysisError/ScanError
-    when it cannot be analysed."""
-    if ruleset.yara_facts_only:
-        # YARA rules that read no bytes (most rewritten Koodous rules, android.* conditions)
-        # are answered from the stored summary in the sample's row: no file, no unit pack
-        summary = _features_for(sample, full=False)
-        if summary is not None:
-            try:
-                return _facts_scanner(ruleset).match(android_globals(summary))
-            except Exception as exc:
-                if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
-                    raise ScanError("YARA matching timed out on this app's facts") from exc
-                raise
-    needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
-    full = bool(ruleset.behavior_index)
-    current = sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
-    if current and needs_bytes:
-        # the unit pack holds what a yara rule sees but the raw file: the ``android`` facts,
-        # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads"); the
-        # stored features are read only when other kinds need them or the pack lacks facts
-        with local_path(sample.file.name) as path:
-            content = sample_units_load(sample, path)
-            features = None
-            if content is None or content.facts is None or not ruleset.yara_only:
-                features = _features_for(sample, full=full)
-            if features is not None:
-                if content is None:
-                    content = read_content(path)
-                    sample_units_store(sample, content, features)
-                return _yara_match(features, ruleset, content)
-            if content is not None and content.facts is not None:
-                return _yara_match(None, ruleset, content)
-        # no usable stored features after all: analysed again below
-    features = _features_for(sample, full=full) if current and not needs_bytes else None
-    if features is not None:
-        return engine_match(features, ruleset)
-    with local_path(sample.file.name) as path:
-        features, content = analyze_with_content(path)
-        if features.sha256 != sample.sha256:
-            raise ScanError("the stored file does not match the sample's SHA-256")
-        matches = _yara_match(features, ruleset, content if needs_bytes else None)
-        # analysed again (never before, an older engine, or for YARA): keep what it found
-        sample_features_store(sample, features)
-        sample_units_store(sample, content, features)
-    return matches
-
-
-def _yara_match(
-    features: AppFeatures | None, ruleset: Ruleset, content: AppContent | None
-) -> list[Match]:
-    """Matches with yara timeouts as ScanError; without features, ``content.facts`` serve."""
-    try:
-        # which samples each rule hits, not every place: see engine.ruleset.match
-        if features is None:
-            assert content is not None
-            return engine_match_yara(content, ruleset, first_hit=True)
-        return engine_match(features, ruleset, content, first_hit=True)
-    except Exception as exc:
-        if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
-            raise ScanError("YARA matching timed out on this file") from exc
-        raise
-
-
 def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | None:
     """Run one chunk to the end (see the module docstring); None if there was nothing to do."""
     chunk = claim(CHUNK_LEASE, chunk_id, worker_name=worker_name[:255])
@@ -628,13 +324,13 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         keyed: dict[int, list[Match]] = {}
         keyed_ok: set[int] = set()
         if plan.keyed is not None:
-            current = [s for s in samples if _has_current_features(s)]
+            current = [s for s in samples if has_current_features(s)]
             keys = sample_keys(first_id=chunk.first_id, last_id=chunk.last_id, samples=current)
             keyed_ok = set(keys)
             candidates = [sid for sid, ks in keys.items() if not plan.keys.isdisjoint(ks)]
-            keyed = _keyed_matches(candidates, plan.keyed)
+            keyed = keyed_matches(candidates, plan.keyed)
         # rules on facts alone (Koodous): the whole chunk in one batch, before the loop
-        batched = _chunk_facts_matches(samples, plan.scanned) if plan.scanned is not None else {}
+        batched = chunk_facts_matches(samples, plan.scanned) if plan.scanned is not None else {}
         worked = 0  # samples matched one by one (keyed-only samples cost next to nothing)
         for sample in samples:
             if plan.keyed is not None and sample.pk not in keyed_ok:
@@ -683,28 +379,6 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         return chunk
     _chunk_commit(chunk, found, errors=errors, size=size)
     return chunk
-
-
-def _has_current_features(sample: Sample) -> bool:
-    return sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
-
-
-def _keyed_matches(sample_ids: list[int], ruleset: Ruleset) -> dict[int, list[Match]]:
-    """The keyed rules' matches on candidate samples, from their stored summaries."""
-    out: dict[int, list[Match]] = {}
-    rows = Sample.objects.filter(pk__in=sample_ids).only(
-        "id", "features", "features_engine_version"
-    )
-    for sample in rows:
-        features = summary_features(sample)
-        if features is not None:
-            out[sample.pk] = engine_match(features, ruleset)
-    return out
-
-
-def _revision_ids(hunt: RetroHunt) -> dict[tuple[int, int], int | None]:
-    """(signature id, revision number) → revision id, for the hunt's records."""
-    return {(r["id"], r["revision"]): r.get("revision_id") for r in hunt.records}
 
 
 def _hunt_matches(

@@ -49,14 +49,14 @@ def test_a_batched_koodous_hunt_finds_what_the_sample_by_sample_path_finds(
     # a first hunt analyses the never-scanned samples and stores their summaries
     retrohunt_run_sync(user=researcher, rule=koodous("warm", "true"))
     calls: list[int] = []
-    batch = retrohunts._chunk_facts_matches
+    batch = retrohunts.chunk_facts_matches
 
     def counted(samples: list[Any], ruleset: Any) -> Any:
         out = batch(samples, ruleset)
         calls.append(len(out))
         return out
 
-    monkeypatch.setattr(retrohunts, "_chunk_facts_matches", counted)
+    monkeypatch.setattr(retrohunts, "chunk_facts_matches", counted)
     for name, condition in RULES.items():
         settings.RETROHUNT_FACTS_BATCH = False
         before = retrohunt_run_sync(user=researcher, rule=koodous(name, condition))

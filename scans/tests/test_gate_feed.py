@@ -170,7 +170,7 @@ def test_import_signatures_submit_makes_submitted_signatures_with_gate_results(
 def test_hash_rules_on_a_clean_apps_sha256_and_dex_hash_are_flagged_without_reading_apps(
     researcher, reviewer, corpus: Path, monkeypatch
 ) -> None:
-    from scans import retrohunts
+    from scans import hunt_match
 
     clean = stored_sample(corpus / "apks" / A2DP, label="clean", user=researcher)[0]
     gate(services.signature_submit(signature=_hash(researcher, "12" * 32), actor=researcher))
@@ -181,9 +181,9 @@ def test_hash_rules_on_a_clean_apps_sha256_and_dex_hash_are_flagged_without_read
     def no_bytes(*args, **kwargs):
         raise AssertionError("the byte-free gate read an app")
 
-    monkeypatch.setattr(retrohunts, "local_path", no_bytes)
-    monkeypatch.setattr(retrohunts, "sample_features_load", no_bytes)
-    monkeypatch.setattr(retrohunts, "analyze_with_content", no_bytes)
+    monkeypatch.setattr(hunt_match, "local_path", no_bytes)
+    monkeypatch.setattr(hunt_match, "sample_features_load", no_bytes)
+    monkeypatch.setattr(hunt_match, "analyze_with_content", no_bytes)
     apk_rule = _hash(researcher, clean.sha256)
     dex_rule = _hash(researcher, dex_sha, target="dex")
     miss = _hash(researcher, "34" * 32, target="dex")

@@ -97,7 +97,7 @@ def test_android_meterpreter_hits_clean_corpus_apps_and_is_blocked_at_approval(
     # ... and hunting again (features now stored: only the manifest and DEX bytes are read;
     # just the two files that are no apps, so have no features, are analysed again) finds
     # exactly the same
-    import scans.retrohunts
+    import scans.hunt_match
 
     analysed: list[str] = []
 
@@ -106,7 +106,7 @@ def test_android_meterpreter_hits_clean_corpus_apps_and_is_blocked_at_approval(
         return analyze_with_content(path, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scans.retrohunts, "analyze_with_content", counted)
+        patch.setattr(scans.hunt_match, "analyze_with_content", counted)
         again = retrohunt_run_sync(user=researcher, signature_ids=[sig.pk])
     assert len(analysed) == hunt.errors == 2
     assert (again.scanned, again.errors) == (hunt.scanned, hunt.errors)

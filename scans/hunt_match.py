@@ -1,0 +1,195 @@
+"""How a hunt matches stored samples: from what is stored, reading as little as it can.
+
+- ``sample_match``: one sample, from its stored summary (YARA rules that read no bytes), its
+  unit pack (YARA), its stored features (other kinds), or analysed again when none is current
+  (docs/retrohunts.md "What a chunk reads"). Current verdicts use it too.
+- ``chunk_facts_matches``: a chunk's facts-only YARA rules over all its samples at once
+  (``engine.facts_batch``); ``keyed_matches``: keyed rules on the candidates' summaries.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from django.conf import settings
+
+from engine import ENGINE_VERSION
+from engine.analyze import analyze_with_content, read_content
+from engine.facts_batch import FactsBatch, summary_facts
+from engine.features import AppContent, AppFeatures, Match
+from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
+from engine.ruleset import match as engine_match
+from engine.ruleset import match_yara as engine_match_yara
+from scans.featurekeys import summary_features
+from scans.models import Sample
+from scans.storage import (
+    ScanError,
+    local_path,
+    sample_features_load,
+    sample_features_store,
+    sample_units_load,
+    sample_units_store,
+)
+
+
+def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
+    """Stored features of the current engine (the summary suffices without behaviour rules)."""
+    if sample.features_engine_version != ENGINE_VERSION or not sample.features_file:
+        return None
+    if full:
+        return sample_features_load(sample)
+    return AppFeatures.from_dict(sample.features) if sample.features else None
+
+
+# one yara-x scanner per facts-only ruleset in this process (derived from the ruleset: never
+# stale; a hunt's rulesets are cached per process the same way, see hunt_plan)
+_facts_scanners: OrderedDict[int, tuple[Ruleset, FactsScanner]] = OrderedDict()
+
+
+def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
+    found = _facts_scanners.get(id(ruleset))
+    if found is not None and found[0] is ruleset:
+        return found[1]
+    scanner = FactsScanner(ruleset)
+    _facts_scanners[id(ruleset)] = (ruleset, scanner)
+    while len(_facts_scanners) > 8:
+        _facts_scanners.popitem(last=False)
+    return scanner
+
+
+# Koodous facts rules answered for a whole chunk at once (engine.facts_batch), per ruleset as
+# above; the records it cannot answer keep FactsScanner, compiled apart as ``rest``
+_facts_batches: OrderedDict[int, tuple[Ruleset, FactsBatch, Ruleset | None]] = OrderedDict()
+
+
+def _facts_batch(ruleset: Ruleset) -> tuple[FactsBatch, Ruleset | None]:
+    found = _facts_batches.get(id(ruleset))
+    if found is not None and found[0] is ruleset:
+        return found[1], found[2]
+    batch = FactsBatch(ruleset.records, ruleset.yara_namespaces.values())
+    rest = compile_ruleset([ruleset.records[i] for i in batch.rest]) if batch.rest else None
+    _facts_batches[id(ruleset)] = (ruleset, batch, rest)
+    while len(_facts_batches) > 8:
+        _facts_batches.popitem(last=False)
+    return batch, rest
+
+
+def facts_batch_enabled() -> bool:
+    """False only to measure the sample-by-sample path (bench/bench_koodous_facts.py)."""
+    return bool(getattr(settings, "RETROHUNT_FACTS_BATCH", True))
+
+
+def chunk_facts_matches(samples: list[Sample], ruleset: Ruleset) -> dict[int, list[Match]]:
+    """``sample_match`` of a facts-only ruleset for the chunk's samples that have a current
+    stored summary, all in one batch (the others are left out: ``sample_match`` takes them
+    one by one, analysing them again if need be). Same matches, same evidence."""
+    if not ruleset.yara_facts_only or not facts_batch_enabled():
+        return {}
+    batch, rest = _facts_batch(ruleset)
+    current: list[Sample] = []
+    facts: list[dict[str, Any]] = []
+    for sample in samples:
+        if not has_current_features(sample) or not sample.features:
+            continue
+        try:
+            facts.append(summary_facts(sample.features))
+        except (KeyError, TypeError, ValueError):
+            continue  # a summary this engine cannot read: sample_match decides
+        current.append(sample)
+    found = batch.match(facts) if batch.rules else [[] for _ in current]
+    out: dict[int, list[Match]] = {}
+    for sample, matches in zip(current, found, strict=True):
+        if rest is not None:
+            try:
+                summary = AppFeatures.from_dict(sample.features or {})
+                matches = matches + _facts_scanner(rest).match(android_globals(summary))
+            except Exception as exc:
+                if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError
+                    raise
+                continue  # sample_match reports it as this sample's error
+        out[sample.pk] = matches
+    return out
+
+
+def sample_match(sample: Sample, ruleset: Ruleset) -> list[Match]:
+    """The matches of ``ruleset`` on one stored sample, from its stored facts, unit pack or
+    features (analysed again only when none is current): what a hunt chunk runs per sample,
+    and what current verdicts use for samples no gate hunt covered. AnalysisError/ScanError
+    when it cannot be analysed."""
+    if ruleset.yara_facts_only:
+        # YARA rules that read no bytes (most rewritten Koodous rules, android.* conditions)
+        # are answered from the stored summary in the sample's row: no file, no unit pack
+        summary = _features_for(sample, full=False)
+        if summary is not None:
+            try:
+                return _facts_scanner(ruleset).match(android_globals(summary))
+            except Exception as exc:
+                if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
+                    raise ScanError("YARA matching timed out on this app's facts") from exc
+                raise
+    needs_bytes = ruleset.yara_rules is not None and bool(ruleset.yara_namespaces)
+    full = bool(ruleset.behavior_index)
+    current = sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
+    if current and needs_bytes:
+        # the unit pack holds what a yara rule sees but the raw file: the ``android`` facts,
+        # the manifest and the DEX, inflated (docs/retrohunts.md, "What a chunk reads"); the
+        # stored features are read only when other kinds need them or the pack lacks facts
+        with local_path(sample.file.name) as path:
+            content = sample_units_load(sample, path)
+            features = None
+            if content is None or content.facts is None or not ruleset.yara_only:
+                features = _features_for(sample, full=full)
+            if features is not None:
+                if content is None:
+                    content = read_content(path)
+                    sample_units_store(sample, content, features)
+                return _yara_match(features, ruleset, content)
+            if content is not None and content.facts is not None:
+                return _yara_match(None, ruleset, content)
+        # no usable stored features after all: analysed again below
+    features = _features_for(sample, full=full) if current and not needs_bytes else None
+    if features is not None:
+        return engine_match(features, ruleset)
+    with local_path(sample.file.name) as path:
+        features, content = analyze_with_content(path)
+        if features.sha256 != sample.sha256:
+            raise ScanError("the stored file does not match the sample's SHA-256")
+        matches = _yara_match(features, ruleset, content if needs_bytes else None)
+        # analysed again (never before, an older engine, or for YARA): keep what it found
+        sample_features_store(sample, features)
+        sample_units_store(sample, content, features)
+    return matches
+
+
+def _yara_match(
+    features: AppFeatures | None, ruleset: Ruleset, content: AppContent | None
+) -> list[Match]:
+    """Matches with yara timeouts as ScanError; without features, ``content.facts`` serve."""
+    try:
+        # which samples each rule hits, not every place: see engine.ruleset.match
+        if features is None:
+            assert content is not None
+            return engine_match_yara(content, ruleset, first_hit=True)
+        return engine_match(features, ruleset, content, first_hit=True)
+    except Exception as exc:
+        if type(exc).__name__ == "TimeoutError":  # yara_x.TimeoutError
+            raise ScanError("YARA matching timed out on this file") from exc
+        raise
+
+
+def has_current_features(sample: Sample) -> bool:
+    return sample.features_engine_version == ENGINE_VERSION and bool(sample.features_file)
+
+
+def keyed_matches(sample_ids: list[int], ruleset: Ruleset) -> dict[int, list[Match]]:
+    """The keyed rules' matches on candidate samples, from their stored summaries."""
+    out: dict[int, list[Match]] = {}
+    rows = Sample.objects.filter(pk__in=sample_ids).only(
+        "id", "features", "features_engine_version"
+    )
+    for sample in rows:
+        features = summary_features(sample)
+        if features is not None:
+            out[sample.pk] = engine_match(features, ruleset)
+    return out
