@@ -9,7 +9,8 @@ recovery are written here once (docs/scanning.md "Lost workers").
   database is older than WORKER_STALE_AFTER is gone wherever it ran. On the same host a dead
   pid is a quicker answer (a pool process killed while its node lives on); the pid of another
   machine is never looked up. The lease (hard time limit + 30 s) bounds the rest.
-- ``recover``: jobs whose holder is lost go back to queued and are sent again after commit;
+- ``recover``: jobs whose holder is lost go back to queued, each in its own short
+  transaction, and are sent again after it commits;
   jobs queued longer than SCAN_REQUEUE_AFTER_SECONDS and never sent since are sent again
   (the broker was down, or a filesystem broker lost the fetched message on SIGKILL).
 
@@ -26,6 +27,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar, cast
 
@@ -199,11 +201,12 @@ def recover(spec: LeaseSpec[J]) -> list[int]:
     running = manager.filter(status=spec.running).only(
         "id", "status", "worker", "started_at", "attempts"
     )
-    with transaction.atomic():
-        for job in running:
-            row = cast(Leased, job)
-            if not holder_lost(row, now=now, me=None):
-                continue
+    for job in running:
+        row = cast(Leased, job)
+        if not holder_lost(row, now=now, me=None):
+            continue
+        # one short transaction a job: no write lock is held while liveness is looked up
+        with transaction.atomic():
             moved = manager.filter(
                 pk=row.pk, status=spec.running, attempts=row.attempts, worker=row.worker
             ).update(status=spec.queued, worker="")
@@ -212,9 +215,7 @@ def recover(spec: LeaseSpec[J]) -> list[int]:
                     "%s %s: worker %s is gone; re-queued", spec.name, row.pk, row.worker
                 )
                 lost.append(row.pk)
-        if lost:
-            again = list(lost)
-            transaction.on_commit(lambda: spec.send(again))
+                transaction.on_commit(partial(spec.send, [row.pk]))
     if spec.tidy is not None:
         spec.tidy()
     stale = now - requeue_after()

@@ -76,7 +76,8 @@ def killed_pid() -> Iterator[Callable[[bool], int]]:
         os.kill(proc.pid, signal.SIGKILL)
         if reap:
             proc.wait()
-        else:
+        else:  # wait until it has died, without reaping it: a zombie
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
             zombies.append(proc)
         return proc.pid
 
