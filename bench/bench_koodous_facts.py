@@ -110,7 +110,7 @@ def apps() -> list[tuple[AppFeatures, AppContent]]:
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
-    """What ``Sample.features`` keeps (``scans.services.features_summary``)."""
+    """What ``Sample.features`` keeps (``scans.storage.features_summary``)."""
     out = {k: v for k, v in data.items() if k not in ("strings", "types", "methods")}
     out["parts"] = [summary(p) for p in data.get("parts") or ()]
     return out

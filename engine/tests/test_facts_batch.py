@@ -266,7 +266,7 @@ def test_patterns_outside_the_subset_stay_on_yara_x(regex: str) -> None:
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
-    """What ``Sample.features`` keeps (``scans.services.features_summary``): no DEX tables."""
+    """What ``Sample.features`` keeps (``scans.storage.features_summary``): no DEX tables."""
     out = {k: v for k, v in data.items() if k not in ("strings", "types", "methods")}
     out["parts"] = [summary(p) for p in data.get("parts") or ()]
     return out
