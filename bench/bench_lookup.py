@@ -4,7 +4,7 @@ fixed arrival rates with up to 200 look-ups in flight, against a static floor.
     python bench/run.py lookup
     .venv/bin/python bench/bench_lookup.py [--rates 25,50,100,200] [--duration 10] [--drain 10]
         [--devices 200] [--max-connections 200] [--samples 1000] [--lookup-rate RATE]
-        [--var-dir DIR] [--out PATH]
+        [--var-dir DIR] [--out PATH] [--stack embedded|env]
 
 Writes bench/results/lookup.json. Measures, never asserts. In one run, for each rate in turn:
 
@@ -31,6 +31,16 @@ them hitting a stored sample (the feed path of bench/bench_verdicts.py: import, 
 hunt, approval, publish, build), and ``verdicts_sync``: so the stored samples answer with a
 current verdict (malicious for those hit, clean for the others).
 
+The stack: ``--stack embedded`` (the default) is SQLite + diskcache + the filesystem broker
+under the var folder, whatever the environment says. ``--stack env`` runs the set-up and
+gunicorn on the ``DATABASE_URL``, ``CACHE_URL`` and ``CELERY_BROKER_URL`` of the environment
+(README "Running on PostgreSQL and Redis"); the set-up EMPTIES that database (drops its
+``public`` schema) and that cache, so give it a database of its own::
+
+    DATABASE_URL=postgres://portal:portal@127.0.0.1:5432/portal_lookupbench \
+    CACHE_URL=redis://127.0.0.1:6397/1 CELERY_BROKER_URL=redis://127.0.0.1:6397/0 \
+    .venv/bin/python bench/bench_lookup.py --stack env --out bench/results/lookup-pg.json
+
 ``DEVICE_LOOKUP_RATE`` (per device, default 120/hour) is left at its default when every
 device asks fewer times than that in the whole run (the JSON says how many); otherwise, or
 with ``--lookup-rate``, it is raised and the JSON says to what.
@@ -43,6 +53,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +72,7 @@ SIGNATURES, HITTING = 200, 100
 DEFAULT_LOOKUP_PER_HOUR = 120
 SEQUENTIAL = 100  # look-ups one after another, before the open-loop runs
 RAISED_RATE = "100000000/s"
+STACK_VARS = ("DATABASE_URL", "CACHE_URL", "CELERY_BROKER_URL")
 
 
 def _default_var_dir() -> Path:
@@ -68,17 +80,73 @@ def _default_var_dir() -> Path:
     return Path(given) / "lookup" if given else Path(f"/tmp/bench-lookup-{os.getuid()}")
 
 
+def _stack(name: str) -> dict[str, str]:
+    """The services to run on: {} for the embedded default, else the environment's URLs."""
+    if name == "embedded":
+        return {}
+    missing = [v for v in STACK_VARS if not os.environ.get(v)]
+    if missing:
+        raise SystemExit(f"--stack env needs {', '.join(missing)} set")
+    return {v: os.environ[v] for v in STACK_VARS}
+
+
+def _portal_env(var_dir: Path, stack: dict[str, str]) -> dict[str, str]:
+    from bench_update_check import _env
+
+    env = _env(var_dir)  # drops DATABASE_URL and CELERY_BROKER_URL: the embedded stack
+    env.pop("CACHE_URL", None)
+    env.update(stack)
+    return env
+
+
+def _stack_brief() -> dict[str, str]:
+    """What the portal ran on, without credentials."""
+    from django.conf import settings
+    from django.db import connection
+
+    return {
+        "database": connection.vendor,
+        "cache": settings.CACHES["default"]["BACKEND"],
+        "broker": str(settings.CELERY_BROKER_URL).split(":", 1)[0],
+    }
+
+
+def _django_fresh(var_dir: Path) -> None:
+    """bench_feed._django on the stack of the environment: an empty var_dir, an empty
+    database (PostgreSQL: its public schema dropped) and cache, migrated."""
+    if var_dir.exists():
+        shutil.rmtree(var_dir)
+    var_dir.mkdir(parents=True)
+    for role in ("ROOT", "TARGETS", "SNAPSHOT", "TIMESTAMP"):
+        os.environ.pop(f"TUF_{role}_KEY", None)
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    cache.clear()
+    call_command("migrate", verbosity=0)
+
+
 # --- set-up: stored samples with current verdicts (a child process) --------------------------
 
 
-def setup_phase(var_dir: Path, samples: int, out: Path) -> None:
-    from bench_update_check import _env
-
-    os.environ.update(_env(var_dir))
+def setup_phase(var_dir: Path, samples: int, out: Path, stack: dict[str, str]) -> None:
+    for name in STACK_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(_portal_env(var_dir, stack))
     from bench_feed import _django, _make_corpus, _users
     from bench_verdicts import _approve_and_publish, _hash_rows, _import_and_gate, _not_clean
 
-    _django(var_dir)  # empties var_dir, migrates
+    if stack:
+        _django_fresh(var_dir)
+    else:
+        _django(var_dir)  # empties var_dir, migrates
     from django.db import connection
 
     from releases.repository import init_dev_repository
@@ -86,8 +154,9 @@ def setup_phase(var_dir: Path, samples: int, out: Path) -> None:
     from scans.verdicts import verdicts_sync
     from threats.models import Category, Family, Severity
 
-    with connection.cursor() as cur:
-        cur.execute("PRAGMA journal_mode=WAL")
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cur:
+            cur.execute("PRAGMA journal_mode=WAL")
     init_dev_repository()
     author, approver = _users()
     Family.objects.create(name="Joker", category=Category.SMS_FRAUD, severity=Severity.MALICIOUS)
@@ -106,6 +175,7 @@ def setup_phase(var_dir: Path, samples: int, out: Path) -> None:
                 "malicious": sum(1 for _, v in hashes if v == "malicious"),
                 "verdicts_sync_seconds": synced.seconds,
                 "setup_seconds": round(time.perf_counter() - started, 1),
+                "stack": _stack_brief(),
                 "stored": hashes,
             }
         )
@@ -170,6 +240,55 @@ def load(port: int, requests_file: Path, rate: float, args: argparse.Namespace) 
     return result
 
 
+def _count_in_transaction() -> None:
+    """The count as it was before 2026-11-28: the same statement in an explicit transaction
+    (on SQLite BEGIN IMMEDIATE, INSERT, COMMIT)."""
+    from django.db import transaction
+
+    import scans.lookup
+
+    one_statement = scans.lookup.lookups_count
+
+    def in_transaction(sha256s: list[str]) -> None:
+        with transaction.atomic():
+            one_statement(sha256s)
+
+    scans.lookup.lookups_count = in_transaction
+
+
+def count_in_transaction_app() -> Any:
+    """gunicorn's app for ``--before``: the portal with the count in a transaction."""
+    from portal.wsgi import application
+
+    _count_in_transaction()
+    return application
+
+
+def start_gunicorn(
+    var_dir: Path, port: int, stack: dict[str, str], before: bool = False
+) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """bench_update_check.start_gunicorn (``make run``'s command line) on this stack; with
+    ``before``, the same serving ``count_in_transaction_app`` instead of portal.wsgi."""
+    from bench_update_check import STATIC_PATH, _wait_http, web_command
+
+    cmd = web_command(port)
+    name = "gunicorn"
+    if before:
+        cmd = [c if c != "portal.wsgi" else "bench_lookup:count_in_transaction_app()" for c in cmd]
+        cmd.append(f"--pythonpath={ROOT / 'bench'}")
+        name = "gunicorn-before"
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=_portal_env(var_dir, stack),
+        stdout=(var_dir / f"{name}-access.log").open("wb"),  # --access-logfile=- : stdout
+        stderr=(var_dir / f"{name}-error.log").open("wb"),
+        start_new_session=True,
+    )
+    _wait_http(port, STATIC_PATH, proc, var_dir / f"{name}-error.log")
+    return proc, cmd
+
+
 def _post(port: int, token: str, body: bytes) -> tuple[int, bytes]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{LOOKUP_PATH}",
@@ -181,12 +300,273 @@ def _post(port: int, token: str, body: bytes) -> tuple[int, bytes]:
         return int(answer.status), answer.read()
 
 
+# --- profile: where one look-up's time goes, and what the writes cost under contention ---------
+
+PROFILE_STAGES = (
+    "request",
+    "auth",
+    "throttle",
+    "validate",
+    "samples",
+    "strongest",
+    "refs",
+    "as_of",
+    "count",
+    "json",
+)
+VARIANTS = (
+    "request",
+    "request-count-in-transaction",
+    "request-no-count",
+    "request-no-throttle",
+    "reads",
+    "count",
+    "count-in-transaction",
+    "throttle",
+)
+
+
+def _profile_django(var_dir: Path, stack: dict[str, str]) -> None:
+    for name in STACK_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(_portal_env(var_dir, stack))
+    os.environ["DEVICE_LOOKUP_RATE"] = RAISED_RATE
+    import django
+
+    django.setup()
+
+
+def _profile_tokens(count: int) -> list[str]:
+    from bench_update_check import ENROLLMENT_KEY
+    from django.test import Client
+
+    client, out = Client(HTTP_HOST="127.0.0.1"), []
+    body = {"enrollment_key": ENROLLMENT_KEY, "model": "bench", "app_version": "1.0"}
+    for _ in range(count):
+        answer = client.post("/api/v1/devices/register/", body, content_type="application/json")
+        out.append(str(answer.json()["token"]))
+    return out
+
+
+def _stage_calls(tokens: list[str], payloads: list[bytes]) -> dict[str, Any]:
+    """{stage: f(i)} each doing that part of look-up i once, as the view does it."""
+    from django.test import Client
+    from rest_framework.renderers import JSONRenderer
+
+    from releases.api import DeviceTokenAuthentication
+    from scans import lookup
+    from scans.apis_lookup import DeviceLookupThrottle
+    from scans.verdicts import verdicts_as_of
+    from threats.api import signature_refs
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    auth = DeviceTokenAuthentication()
+    n = len(tokens)
+    hashes = [lookup.lookup_hashes(json.loads(b)["sha256s"]) for b in payloads]
+    principals = [auth.authenticate_credentials(t)[0] for t in tokens]
+    answer = json.loads(
+        client.post(
+            LOOKUP_PATH, payloads[0], "application/json", HTTP_AUTHORIZATION=f"Token {tokens[0]}"
+        ).content
+    )
+    from scans.models import Sample
+
+    def samples(i: int) -> object:
+        return list(
+            Sample.objects.filter(sha256__in=hashes[i % n]).values_list(
+                "sha256", "verdict", "label", "family__name", "verdict_release"
+            )
+        )
+
+    stored = [[r[0] for r in samples(i) if r[1]] for i in range(n)]
+    strongest = [lookup._strongest_signatures(s) for s in stored]
+
+    def throttle(i: int) -> object:
+        request = type("R", (), {"user": principals[i % n], "META": {}})()
+        return DeviceLookupThrottle().allow_request(request, None)  # type: ignore[arg-type]
+
+    return {
+        "request": lambda i: client.post(
+            LOOKUP_PATH,
+            payloads[i % n],
+            "application/json",
+            HTTP_AUTHORIZATION=f"Token {tokens[i % n]}",
+        ),
+        "auth": lambda i: auth.authenticate_credentials(tokens[i % n]),
+        "throttle": throttle,
+        "validate": lambda i: lookup.lookup_hashes(json.loads(payloads[i % n])["sha256s"]),
+        "samples": samples,
+        "strongest": lambda i: lookup._strongest_signatures(stored[i % n]),
+        "refs": lambda i: signature_refs({s for _, s in strongest[i % n].values()}),
+        "as_of": lambda i: verdicts_as_of(),
+        "count": lambda i: lookup.lookups_count(hashes[i % n]),
+        "json": lambda i: JSONRenderer().render(answer),
+        "reads": lambda i: (
+            samples(i),
+            signature_refs({s for _, s in lookup._strongest_signatures(stored[i % n]).values()}),
+            verdicts_as_of(),
+        ),
+        "principals": principals,
+    }
+
+
+def profile_worker(var_dir: Path, stack: dict[str, str], argv: list[str]) -> None:
+    """One process of the contention runs: ``threads`` threads calling one variant in a
+    closed loop from ``start_at`` for ``seconds``; prints its latencies (ms) as JSON."""
+    import threading
+
+    variant, threads, start_at, seconds = argv[0], int(argv[1]), float(argv[2]), float(argv[3])
+    setup = json.loads((var_dir / "profile-input.json").read_text())
+    _profile_django(var_dir, stack)
+    from django.db import connection
+
+    import scans.lookup
+
+    if variant.endswith("-count-in-transaction"):
+        _count_in_transaction()
+    if variant == "request-no-count":  # measurement only: these look-ups are not counted
+        scans.lookup.lookups_count = lambda sha256s: None
+    if variant == "request-no-throttle":  # measurement only: no throttle history kept
+        from scans.apis_lookup import DeviceLookupApi
+
+        DeviceLookupApi.throttle_classes = []
+    lat: list[float] = []
+    errors: list[str] = []
+
+    def run(k: int) -> None:
+        calls = _stage_calls(setup["tokens"], [b.encode() for b in setup["payloads"]])
+        call = calls[variant.split("-")[0]]
+        i = k * 1000
+        while time.time() < start_at:
+            time.sleep(0.005)
+        while time.time() < start_at + seconds:
+            t0 = time.perf_counter()
+            try:
+                got = call(i)
+                if variant == "request" and got.status_code != 200:
+                    errors.append(str(got.status_code))
+            except Exception as exc:
+                errors.append(type(exc).__name__)
+            lat.append((time.perf_counter() - t0) * 1000)
+            i += 1
+        connection.close()
+
+    pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    print(json.dumps({"latency_ms": lat, "errors": errors}), flush=True)
+
+
+def profile(args: argparse.Namespace, stack: dict[str, str]) -> dict[str, Any]:
+    """(1) each stage of a look-up alone, one after another, in this process; cProfile of the
+    whole request; (2) ``--procs`` processes x ``--threads`` threads (gunicorn's 4 x 2) calling
+    one variant at a time in a closed loop: the whole request (test client); the same with the
+    count in an explicit transaction (BEGIN IMMEDIATE, INSERT, COMMIT: the code before
+    2026-11-28); the same without the count or without the throttle (measurement only: what
+    each write costs the request under contention); the reads, the count upsert (one
+    statement, or in a transaction) and the throttle alone."""
+    import cProfile
+    import io
+    import pstats
+    import statistics
+
+    from loadgen import percentiles
+
+    var_dir = args.var_dir.resolve()
+    setup_out = var_dir.parent / f"{var_dir.name}-setup.json"
+    setup_cmd = [sys.executable, __file__, "_setup", str(var_dir), str(args.samples)]
+    subprocess.run([*setup_cmd, str(setup_out), args.stack], check=True, cwd=ROOT)
+    setup = json.loads(setup_out.read_text())
+    stored = [tuple(x) for x in setup.pop("stored")]
+    _profile_django(var_dir, stack)
+    tokens = _profile_tokens(args.devices)
+    payloads = bodies(stored, len(tokens))
+    (var_dir / "profile-input.json").write_text(
+        json.dumps({"tokens": tokens, "payloads": [b.decode() for b in payloads]})
+    )
+    calls = _stage_calls(tokens, payloads)
+    n = args.profile_lookups
+    stages: dict[str, Any] = {}
+    for name in PROFILE_STAGES:
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            calls[name](i)
+            times.append((time.perf_counter() - t0) * 1000)
+        stages[name] = {
+            "median_ms": round(statistics.median(times), 3),
+            "mean_ms": round(statistics.fmean(times), 3),
+        }
+        print(f"  {name:9} median {stages[name]['median_ms']} ms", file=sys.stderr, flush=True)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(n):
+        calls["request"](i)
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(40)
+    (var_dir / "profile-request.txt").write_text(text.getvalue())
+
+    from django.db import connections
+
+    connections.close_all()
+    contention: dict[str, Any] = {}
+    for variant in args.variants.split(","):
+        start_at = time.time() + 8.0  # every process set up by then
+        cmd = [sys.executable, __file__, "_profile_worker", str(var_dir), args.stack, variant]
+        cmd += [str(args.threads), f"{start_at:.3f}", f"{args.seconds:g}"]
+        procs = [
+            subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            for _ in range(args.procs)
+        ]
+        lat: list[float] = []
+        errors: list[str] = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=args.seconds + 120)
+            got = json.loads(out.strip().splitlines()[-1])
+            lat += got["latency_ms"]
+            errors += got["errors"]
+        key = variant
+        while key in contention:  # a variant named again: runs interleaved, kept apart
+            key += "'"
+        contention[key] = {
+            "calls": len(lat),
+            "per_second": round(len(lat) / args.seconds, 1),
+            "latency_ms": percentiles([x / 1000 for x in lat]),
+            "errors": len(errors),
+            "error_kinds": sorted(set(errors)),
+        }
+        c = contention[key]
+        print(
+            f"  {key:9} {c['per_second']}/s p50 {c['latency_ms']['p50']} p99 "
+            f"{c['latency_ms']['p99']} ms errors {c['errors']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {
+        "stack": setup.get("stack"),
+        "stages_one_at_a_time": stages,
+        "stage_lookups": n,
+        "cprofile": str(var_dir / "profile-request.txt"),
+        "contention": contention,
+        "contention_method": (
+            f"{args.procs} processes x {args.threads} threads (gunicorn's workers x threads), "
+            f"closed loop for {args.seconds:g} s per variant, all starting together"
+        ),
+    }
+
+
 # --- driver -----------------------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "_setup":
-        setup_phase(Path(argv[1]), int(argv[2]), Path(argv[3]))
+        setup_phase(Path(argv[1]), int(argv[2]), Path(argv[3]), _stack(argv[4]))
+        return 0
+    if argv and argv[0] == "_profile_worker":
+        profile_worker(Path(argv[1]), _stack(argv[2]), argv[3:])
         return 0
     if argv and argv[0] == "_load":
         load_phase(int(argv[1]), Path(argv[2]), float(argv[3]), argv[4:])
@@ -202,7 +582,43 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--var-dir", type=Path, default=_default_var_dir())
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="free text kept in the JSON (e.g. commit)")
+    parser.add_argument(
+        "--stack",
+        choices=["embedded", "env"],
+        default="embedded",
+        help="embedded: SQLite + diskcache (default); env: DATABASE_URL, CACHE_URL and "
+        "CELERY_BROKER_URL from the environment (the set-up EMPTIES that database)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the HTTP runs: each stage of a look-up timed alone, cProfile of the "
+        "request, and the writes under contention (--procs x --threads, --seconds each)",
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="also run each rate against a second gunicorn whose count is in an explicit "
+        "transaction (the code before 2026-11-28): 'lookup_before' in the JSON",
+    )
+    parser.add_argument("--profile-lookups", type=int, default=300)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args(argv)
+    stack = _stack(args.stack)
+    if args.profile:
+        started = time.monotonic()
+        result = {"command": "python bench/bench_lookup.py " + " ".join(argv), "note": args.note}
+        result["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
+        result.update(profile(args, stack))
+        result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+        result["total_seconds"] = round(time.monotonic() - started, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     rates = [float(r) for r in args.rates.split(",") if r]
     var_dir = args.var_dir.resolve()
     started = time.monotonic()
@@ -221,8 +637,9 @@ def main(argv: list[str]) -> int:
 
     print(f"  set-up in {var_dir}", file=sys.stderr, flush=True)
     setup_out = var_dir.parent / f"{var_dir.name}-setup.json"
+    setup_cmd = [sys.executable, __file__, "_setup", str(var_dir), str(args.samples)]
     subprocess.run(
-        [sys.executable, __file__, "_setup", str(var_dir), str(args.samples), str(setup_out)],
+        [*setup_cmd, str(setup_out), args.stack],
         check=True,
         cwd=ROOT,
     )
@@ -230,28 +647,36 @@ def main(argv: list[str]) -> int:
     stored = [tuple(x) for x in setup.pop("stored")]
 
     from bench_update_check import (
-        _env,
         _free_port,
         _settle,
         _stop,
         _tree_cpu,
         register_devices,
-        start_gunicorn,
         start_nginx,
     )
 
-    os.environ.update(_env(var_dir))
+    for name in STACK_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(_portal_env(var_dir, stack))
     from django.conf import settings
     from loadgen import percentiles
 
     portal_port, floor_port, static_port = _free_port(), _free_port(), _free_port()
-    gunicorn, web_cmd, _ = start_gunicorn(var_dir, portal_port)
+    gunicorn, web_cmd = start_gunicorn(var_dir, portal_port, stack)
     procs = [gunicorn]
+    before_port = _free_port()
+    before_proc = None
+    if args.before:
+        before_proc = start_gunicorn(var_dir, before_port, stack, before=True)[0]
+    if before_proc is not None:
+        procs.append(before_proc)
     try:
         tokens = register_devices(portal_port, args.devices)
         payloads = bodies(stored, len(tokens))
         requests_file = var_dir / "lookup-requests.json"
         requests_file.write_text(json.dumps(raw_posts(portal_port, tokens, payloads)))
+        before_file = var_dir / "lookup-before-requests.json"
+        before_file.write_text(json.dumps(raw_posts(before_port, tokens, payloads)))
         status, answer = _post(portal_port, tokens[0], payloads[0])
         sample = json.loads(answer)
         verdicts: dict[str, int] = {}
@@ -276,6 +701,8 @@ def main(argv: list[str]) -> int:
         warm = argparse.Namespace(**{**vars(args), "duration": warm_seconds})
         load(floor_port, floor_file, warm_rate, warm)
         load(portal_port, requests_file, warm_rate, warm)
+        if args.before:
+            load(before_port, before_file, warm_rate, warm)
         _settle(procs)
         # one look-up at a time (nothing queued): what a single look-up costs
         alone = []
@@ -300,6 +727,7 @@ def main(argv: list[str]) -> int:
                 f"then {args.drain:g} s to drain, answers still owed then count as errors "
                 "('timeout'). generator_limited: see bench/loadgen.py."
             ),
+            "stack": setup.get("stack"),
             "setup": setup,
             "lookup_body": f"{STORED} stored samples with current verdicts and {UNKNOWN} "
             f"unseen hashes per look-up; one body per device, {len(tokens)} devices",
@@ -332,15 +760,19 @@ def main(argv: list[str]) -> int:
             ),
             "rates": [],
         }
-        for rate in rates:
+        runs = [("lookup", gunicorn, portal_port, requests_file)]
+        if before_proc is not None:
+            runs.append(("lookup_before", before_proc, before_port, before_file))
+        for n, rate in enumerate(rates):
             entry: dict[str, Any] = {"rate": rate}
             entry["floor"] = load(floor_port, floor_file, rate, args)
             _settle(procs)
-            cpu0 = _tree_cpu(gunicorn)
-            entry["lookup"] = load(portal_port, requests_file, rate, args)
-            entry["lookup"]["gunicorn_cpu_seconds"] = round(_tree_cpu(gunicorn) - cpu0, 3)
-            entry["settle_seconds_after_lookup"] = _settle(procs)
-            for key in ("floor", "lookup"):
+            for key, proc, port, file in runs if n % 2 == 0 else runs[::-1]:
+                cpu0 = _tree_cpu(proc)
+                entry[key] = load(port, file, rate, args)
+                entry[key]["gunicorn_cpu_seconds"] = round(_tree_cpu(proc) - cpu0, 3)
+                entry[f"settle_seconds_after_{key}"] = _settle(procs)
+            for key in ("floor", *(r[0] for r in runs)):
                 r = entry[key]
                 lat = r["latency_ms"]
                 flag = " GENERATOR-LIMITED" if r["generator_limited"] else ""
