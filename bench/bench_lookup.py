@@ -4,7 +4,9 @@ fixed arrival rates with up to 200 look-ups in flight, against a static floor.
     python bench/run.py lookup
     .venv/bin/python bench/bench_lookup.py [--rates 25,50,100,200] [--duration 10] [--drain 10]
         [--devices 200] [--max-connections 200] [--samples 1000] [--lookup-rate RATE]
-        [--var-dir DIR] [--out PATH] [--stack embedded|env]
+        [--var-dir DIR] [--out PATH] [--stack embedded|env] [--before]
+    .venv/bin/python bench/bench_lookup.py --profile [--stack embedded|env] [--variants A,B]
+        [--procs 4] [--threads 2] [--seconds 10] [--profile-lookups 300]
 
 Writes bench/results/lookup.json. Measures, never asserts. In one run, for each rate in turn:
 
@@ -30,6 +32,11 @@ features (bench/bench_feed.py's helpers), release 1 of 200 SHA-256 hash signatur
 them hitting a stored sample (the feed path of bench/bench_verdicts.py: import, ONE gate
 hunt, approval, publish, build), and ``verdicts_sync``: so the stored samples answer with a
 current verdict (malicious for those hit, clean for the others).
+
+``--before`` also serves the look-up from a second gunicorn whose count runs in an explicit
+transaction (the code before 2026-11-28) and runs each rate against both ('lookup_before').
+``--profile`` replaces the HTTP runs: each stage of a look-up timed alone, cProfile of the
+whole request, and the writes under ``--procs`` x ``--threads`` contention (docs/lookup.md).
 
 The stack: ``--stack embedded`` (the default) is SQLite + diskcache + the filesystem broker
 under the var folder, whatever the environment says. ``--stack env`` runs the set-up and
