@@ -65,6 +65,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def _stack_brief() -> dict[str, str]:
 
     return {
         "database": connection.vendor,
-        "cache": settings.CACHES["default"]["BACKEND"],
+        "cache": str(settings.CACHES["default"]["BACKEND"]),
         "broker": str(settings.CELERY_BROKER_URL).split(":", 1)[0],
     }
 
@@ -256,7 +257,7 @@ def _count_in_transaction() -> None:
 
     one_statement = scans.lookup.lookups_count
 
-    def in_transaction(sha256s: list[str]) -> None:
+    def in_transaction(sha256s: Sequence[str]) -> None:
         with transaction.atomic():
             one_statement(sha256s)
 
@@ -378,7 +379,7 @@ def _stage_calls(tokens: list[str], payloads: list[bytes]) -> dict[str, Any]:
     )
     from scans.models import Sample
 
-    def samples(i: int) -> object:
+    def samples(i: int) -> list[tuple[Any, ...]]:
         return list(
             Sample.objects.filter(sha256__in=hashes[i % n]).values_list(
                 "sha256", "verdict", "label", "family__name", "verdict_release"
