@@ -116,15 +116,15 @@ def main() -> None:
 
     probe = samples[len(samples) // 2]
     probe_facts = facts_of[len(samples) // 2]
-    cert = next(f.split(":", 2)[2] for f in probe_facts if f.startswith("sha256:cert:"))
+    cert_hex = next(f.split(":", 2)[2] for f in probe_facts if f.startswith("sha256:cert:"))
     domain = next(f.split(":", 1)[1] for f in probe_facts if f.startswith("domain:h"))
     url = next(f.split(":", 1)[1] for f in probe_facts if f.startswith("url:"))
     code = next(f.split(":", 1)[1] for fs in facts_of for f in fs if f.startswith("short_code:"))
     searches: dict[str, dict[str, str]] = {
         "md5 (q)": {"q": probe.md5},
         "sha256 (q)": {"q": probe.sha256},
-        "certificate sha256 (cert=)": {"cert": cert},
-        "certificate sha256 (q, also tries sample and DEX hashes)": {"q": cert},
+        "certificate sha256 (cert=)": {"cert": cert_hex},
+        "certificate sha256 (q, also tries sample and DEX hashes)": {"q": cert_hex},
         "domain and subdomains (domain=)": {"domain": domain.split(".", 1)[1]},
         "url (url=)": {"url": url},
         "short code (short_code=)": {"short_code": code},

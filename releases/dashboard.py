@@ -5,6 +5,8 @@ this week, by family. Every figure links to the page or list it counts."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
+from typing import cast
 from urllib.parse import urlencode
 
 from django.db.models import Count
@@ -91,7 +93,7 @@ def _this_week(request: HttpRequest) -> Panel:
         }
         for h in auto
     ]
-    events.sort(key=lambda e: e["when"], reverse=True)
+    events.sort(key=lambda e: cast(datetime, e["when"]), reverse=True)
     return {
         "title": "Releases this week",
         "rows": [

@@ -89,8 +89,8 @@ def apps_lookup(*, sha256s: Sequence[str]) -> LookupResult:
         name, sig_id = strongest.get(sha, (None, 0))
         # the family researchers gave the app, else that of the signature behind the verdict
         ref = refs.get(sig_id)
-        family = family or (ref.family if ref is not None and ref.family else None)
-        answers.append(LookupAnswer(sha, verdict, label, family, name, release))
+        known = family or (ref.family if ref is not None and ref.family else None)
+        answers.append(LookupAnswer(sha, verdict, label, known, name, release))
     lookups_count(sha256s)
     return LookupResult(
         release=verdicts_as_of(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -126,7 +127,7 @@ def test_every_figure_links_to_the_list_it_counts(week: dict[str, Any], client_a
     assert audit_url is not None
     query = parse_qs(urlsplit(audit_url).query)
     assert query["action"] == ["release.halt"]
-    assert query["date_from"] == [(timezone.localdate() - timezone.timedelta(days=6)).isoformat()]
+    assert query["date_from"] == [(timezone.localdate() - timedelta(days=6)).isoformat()]
     # and the halt's reason is what the auditor finds there
     assert HALT_REASON in client_as.get(audit_url).content.decode()
     assert this_week["Halted automatically"][0] == "1"
