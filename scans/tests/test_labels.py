@@ -75,11 +75,15 @@ def test_many_labels_change_at_once_by_any_hash(api, researcher, apps) -> None:
     assert Sample.objects.filter(label="clean").count() == 2
     assert AuditEntry.objects.filter(action="sample.label").count() == 2
     # the same again changes nothing and audits nothing
-    again = api(researcher).post(
-        "/api/v1/samples/labels/",
-        {"hashes": hashes, "label": "clean", "reason": "vendor allow-list"},
-        format="json",
-    ).json()
+    again = (
+        api(researcher)
+        .post(
+            "/api/v1/samples/labels/",
+            {"hashes": hashes, "label": "clean", "reason": "vendor allow-list"},
+            format="json",
+        )
+        .json()
+    )
     assert again["changed"] == []
     assert len(again["unchanged"]) == 2
     assert AuditEntry.objects.filter(action="sample.label").count() == 2
