@@ -133,8 +133,8 @@ def main(argv: list[str]) -> int:
     from livehunt.selectors import active_set
     from portal.models import User
     from portal.roles import sync_roles
-    from scans.api import ScanDone, scan_succeeded
     from scans.models import ScanJob, ScanStatus
+    from scans.public import ScanDone, scan_succeeded
     from scans.rulesets import ExplicitRuleset
     from scans.services import sample_ingest, scan_run
 

@@ -361,11 +361,11 @@ def _stage_calls(tokens: list[str], payloads: list[bytes]) -> dict[str, Any]:
     from django.test import Client
     from rest_framework.renderers import JSONRenderer
 
-    from releases.api import DeviceTokenAuthentication
+    from releases.public import DeviceTokenAuthentication
     from scans import lookup
     from scans.apis_lookup import DeviceLookupThrottle
     from scans.verdicts import verdicts_as_of
-    from threats.api import signature_refs
+    from threats.public import signature_refs
 
     client = Client(HTTP_HOST="127.0.0.1")
     auth = DeviceTokenAuthentication()

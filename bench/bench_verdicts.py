@@ -238,7 +238,7 @@ def run_phase(case: str, removed: int, var_dir: Path, out: Path) -> None:
     result: dict[str, Any] = {}
     result["add" if case == "add" else "late"] = _synced()
     if case == "add":
-        from releases.api import current_release_number
+        from releases.public import current_release_number
         from scans.models import CurrentMatch
         from threats.models import Signature
         from threats.services import signature_bulk_action

@@ -9,7 +9,7 @@ class LivehuntConfig(AppConfig):
 
     def ready(self) -> None:
         from livehunt import tasks  # noqa: F401 - registers the tasks with Celery
-        from scans.api import register_scan_succeeded
+        from scans.public import register_scan_succeeded
 
         # scans calls this after each successful scan; scans never imports livehunt
         register_scan_succeeded(on_scan_succeeded)

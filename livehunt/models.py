@@ -2,7 +2,7 @@
 scan, the hits they made, and the webhook deliveries of those hits (docs/livehunt.md).
 
 Samples are named by id and SHA-256, not by a foreign key: livehunt sits above scans and
-reaches it only through ``scans.api``; a hit keeps what it said even if the sample goes.
+reaches it only through ``scans.public``; a hit keeps what it said even if the sample goes.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def _webhook(url: str) -> str:
 
 
 def _from_signature(*, signature_id: int | None, revision_id: int | None) -> tuple[RuleRecord, int]:
-    from threats.api import current_revision_ids, records_by_revision
+    from threats.public import current_revision_ids, records_by_revision
 
     if revision_id is None:
         assert signature_id is not None
@@ -309,7 +309,7 @@ def sample_watch(*, sample_id: int, scan_id: int | None = None) -> list[WatchHit
     """Match every active watch rule on a sample that was just scanned. Safe to run twice:
     a hit is one row per (rule, sample) and its notification has a key per (rule, sample).
     Returns the hits (new or already recorded) this run found."""
-    from scans.api import SampleMatchError, sample_match, sample_ref
+    from scans.public import SampleMatchError, sample_match, sample_ref
 
     ruleset = active_ruleset()
     if ruleset is None:

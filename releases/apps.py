@@ -16,7 +16,7 @@ class ReleasesConfig(AppConfig):
         register_fleet_metrics("releases", release_metrics)
         # the signature page's "Detections from phones" section (threats never imports us)
         from releases.views import signature_auto_halts_panel, signature_detections_panel
-        from threats.api import register_signature_panel
+        from threats.public import register_signature_panel
 
         register_signature_panel(signature_detections_panel)
         register_signature_panel(signature_auto_halts_panel)

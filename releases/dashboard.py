@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from portal.dashboard import Bar, Panel, row_chart, week_start, week_start_at
 from releases.models import AutoHalt, DetectionReport, Device, Release
-from threats.api import signature_refs
+from threats.public import signature_refs
 
 RECENT_SHOWN = 6
 FAMILIES_SHOWN = 8

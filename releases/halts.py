@@ -39,8 +39,8 @@ from portal.notifications import notify_role
 from releases import pins as pin_codec
 from releases.models import AutoHalt, DetectionReport, HaltRule, Release, ReleaseState, ReportBatch
 from releases.services import release_halt_locked, release_publish
-from scans.api import clean_facts
-from threats.api import signature_quiet
+from scans.public import clean_facts
+from threats.public import signature_quiet
 
 logger = logging.getLogger(__name__)
 

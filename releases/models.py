@@ -5,7 +5,7 @@ snapshot is *not* a million rows: ``pins`` holds the sorted (signature id, revis
 triples as one zstd-compressed blob (``releases.pins``), a few bytes per signature, from
 which diffs between any two releases are computed. The records themselves are in the full
 bundle file the release build writes (``ReleaseFile``), which is also what
-``releases.api.release_records`` reads.
+``releases.public.release_records`` reads.
 """
 
 from __future__ import annotations

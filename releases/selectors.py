@@ -109,7 +109,7 @@ def _add_gate_overrides(entries: list[dict[str, Any]]) -> None:
     """Add ``gate_override`` {reason, clean_hits, hunt} to each entry whose revision was
     approved although its gate hunt hit clean apps (the reviewer's reason is shown with the
     release)."""
-    from threats.api import gate_facts
+    from threats.public import gate_facts
 
     facts = gate_facts((e["signature_id"], e["revision"]) for e in entries)
     for e in entries:
@@ -125,7 +125,7 @@ def _add_gate_overrides(entries: list[dict[str, Any]]) -> None:
 def _revision_info(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
     """Name (from the revision's family), kind, severity and approver of each (signature id,
     revision number), through the threats app's front door."""
-    from threats.api import revision_infos
+    from threats.public import revision_infos
 
     return {key: asdict(info) for key, info in revision_infos(pairs).items()}
 

@@ -18,7 +18,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from releases.models import DetectionReport, DetectionRollup, DetectionRollupDay, Device
-from threats.api import signature_refs
+from threats.public import signature_refs
 
 APPS_SHOWN = 50
 SIGNATURES_SHOWN = 200

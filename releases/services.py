@@ -38,7 +38,6 @@ from portal.exceptions import (
 from portal.models import User
 from portal.ratelimit import rate_hit
 from releases import pins as pin_codec
-from releases.api import current_release_changed
 from releases.bundles import bundle_store
 from releases.models import (
     AdoptionSnapshot,
@@ -49,6 +48,7 @@ from releases.models import (
     ReleaseFile,
     ReleaseState,
 )
+from releases.public import current_release_changed
 from releases.repository import open_repository, publish_lock, timestamp_expiry
 from releases.tuf_repo import (
     UpdateRepository,
@@ -56,7 +56,7 @@ from releases.tuf_repo import (
     full_target_name,
     release_custom,
 )
-from threats.api import records_for_pins, shipping_pins
+from threats.public import records_for_pins, shipping_pins
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _require(user: User, perm: str, what: str) -> None:
 
 def _refuse_ungated() -> None:
     """A release never ships a revision that skipped the clean-corpus gate (docs/retrohunts.md)."""
-    from threats.api import ungated_shipping
+    from threats.public import ungated_shipping
 
     ungated = ungated_shipping()
     if ungated:

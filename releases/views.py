@@ -20,7 +20,7 @@ from releases.models import Release
 from releases.selectors import adoption_history, device_counts, release_adoption, release_diff
 from releases.selectors_reports import release_detections, signature_detections
 from releases.services import release_halt, release_publish, release_rollout
-from threats.api import SignaturePanel
+from threats.public import SignaturePanel
 
 
 def _user(request: HttpRequest) -> User:
@@ -123,7 +123,7 @@ def _when(value: datetime.datetime | None) -> str:
 
 
 def signature_detections_panel(*, signature_id: int, user: Any) -> SignaturePanel | None:
-    """The signature page's "Detections from phones" section (threats.api registry)."""
+    """The signature page's "Detections from phones" section (threats.public registry)."""
     if not user.has_perm("releases.view_device"):
         return None
     found = signature_detections(signature_id=signature_id)

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from portal.exceptions import ApplicationError
 from portal.permissions import require_perms
 from portal.schema import ApiErrorSerializer
-from releases.api import DevicePrincipal, DeviceTokenAuthentication, IsDevice
+from releases.public import DevicePrincipal, DeviceTokenAuthentication, IsDevice
 from scans.lookup import MAX_LOOKUP, apps_lookup, lookup_hashes, lookups_unknown_top
 
 

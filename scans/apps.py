@@ -25,11 +25,11 @@ class ScansConfig(AppConfig):
         set_gate_provider(CLEAN_CORPUS_GATE)
         # the signature page's "Samples it hit" (threats never imports scans)
         from scans.search import signature_samples_panel
-        from threats.api import register_signature_panel
+        from threats.public import register_signature_panel
 
         register_signature_panel(signature_samples_panel)
         # current verdicts follow the current release (scans/verdicts.py)
-        from releases.api import current_release_changed
+        from releases.public import current_release_changed
 
         current_release_changed.connect(_release_changed, dispatch_uid="scans.verdicts")
 

@@ -92,7 +92,7 @@ class PeopleOrDeviceTokenAuthentication(ApiTokenAuthentication):
         try:
             return super().authenticate_credentials(key)
         except exceptions.AuthenticationFailed:
-            from releases.api import DeviceTokenAuthentication
+            from releases.public import DeviceTokenAuthentication
 
             return DeviceTokenAuthentication().authenticate_credentials(key)
 

@@ -32,8 +32,6 @@ from django.db.models import Max
 
 from portal.models import User
 from scans.models import HuntMatch, HuntStatus, Label, RetroHunt, Sample
-from threats.api import GatedRevision as SignatureRevision
-from threats.api import revision_clean_hits_refresh
 from threats.gates import (
     GateDetail,
     GateOverride,
@@ -43,6 +41,8 @@ from threats.gates import (
     ReviewDiff,
     SampleLink,
 )
+from threats.public import GatedRevision as SignatureRevision
+from threats.public import revision_clean_hits_refresh
 
 MAX_LISTED = 50
 

@@ -2,7 +2,7 @@
 
 - ``unsaved_record`` / ``revision_records``: the rules a person (or the gate) asks to hunt,
   validated: an unsaved rule of any kind, or signatures' current revisions / given revisions
-  (through ``threats.api``), at most MAX_HUNT_SIGNATURES for a person's hunt.
+  (through ``threats.public``), at most MAX_HUNT_SIGNATURES for a person's hunt.
 - ``record_dict`` / ``hunt_records``: the snapshot kept in ``RetroHunt.records`` and read back,
   so a later edit of a draft cannot pass for what was tested.
 - ``HuntPlan`` / ``hunt_plan``: how a hunt's rules run (keyed through the stored feature keys,
@@ -86,7 +86,7 @@ def revision_records(
     revision_ids: Sequence[int] | None,
     limit: int | None = MAX_HUNT_SIGNATURES,
 ) -> list[tuple[RuleRecord, int]]:
-    from threats.api import current_revision_ids, invalid_signature_ids, records_by_revision
+    from threats.public import current_revision_ids, invalid_signature_ids, records_by_revision
 
     rev_ids: list[int] = [int(i) for i in revision_ids or ()]
     if signature_ids:

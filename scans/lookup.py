@@ -23,7 +23,7 @@ from django.utils import timezone
 from portal.exceptions import ApplicationError
 from scans.models import LookupCount, Sample
 from scans.verdicts import verdicts_as_of
-from threats.api import signature_refs
+from threats.public import signature_refs
 
 MAX_LOOKUP = 100
 

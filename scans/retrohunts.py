@@ -445,7 +445,7 @@ def _chunk_commit(chunk: HuntChunk, found: list[HuntMatch], *, errors: int, size
 
 def _hunt_finished(hunt: RetroHunt) -> None:
     """Record the gate on each hunted revision and refresh the hunted signatures' stats."""
-    from threats.api import GateResult, revisions_record_gate
+    from threats.public import GateResult, revisions_record_gate
 
     rev_ids = [r["revision_id"] for r in hunt.records if r.get("revision_id")]
     if not rev_ids:

@@ -1,6 +1,6 @@
 """Where a scan's rules come from, and the per-process cache of compiled rulesets.
 
-A scan matches against the latest published release: ``releases.api.current_ruleset()``
+A scan matches against the latest published release: ``releases.public.current_ruleset()``
 returns the release number, a key that changes whenever the records change, and the
 records. Compiling a million records takes seconds, so each worker process compiles a given
 key once and keeps it (``compiled``); a new release has a new key and replaces it.
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class RulesetSource(Protocol):
-    """What ``releases.api.current_ruleset()`` returns (and what tests may pass instead)."""
+    """What ``releases.public.current_ruleset()`` returns (and what tests may pass instead)."""
 
     @property
     def release(self) -> int | None: ...
@@ -63,7 +63,7 @@ EMPTY = ExplicitRuleset(records=(), release=None, key="empty")
 
 def current_ruleset() -> RulesetSource:
     """The latest published release's records (no release yet: an empty ruleset)."""
-    from releases.api import current_ruleset as releases_current_ruleset
+    from releases.public import current_ruleset as releases_current_ruleset
 
     return releases_current_ruleset()
 

@@ -301,7 +301,7 @@ class SignatureIdFormField(forms.CharField):
             raise forms.ValidationError(exc.message) from None
 
 
-# --- the signature page's "Samples it hit" section (threats.api.register_signature_panel) ------
+# --- the signature page's "Samples it hit" section (threats.public.register_signature_panel) ------
 _LABEL_TITLES = {"clean": "Known clean", "malicious": "Known malicious", "unknown": "Unknown"}
 
 
@@ -312,8 +312,8 @@ def signature_samples_panel(*, signature_id: int, user: Any) -> Any:
     from django.urls import reverse
     from django.utils.html import format_html
 
-    from scans.api import signature_samples
-    from threats.api import SignaturePanel
+    from scans.public import signature_samples
+    from threats.public import SignaturePanel
 
     if not user.has_perm("scans.view_sample"):
         return None

@@ -28,8 +28,8 @@ from scans.models import (
     ScanStatus,
     Verdict,
 )
-from threats.api import FamilyRef, review_base
-from threats.api import families as threats_families
+from threats.public import FamilyRef, review_base
+from threats.public import families as threats_families
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
@@ -274,7 +274,7 @@ class HuntMatchRow:
 
 def hunt_matches(*, hunt: RetroHunt, limit: int = 5000) -> list[HuntMatchRow]:
     """The hunt's matches, one row per (sample, rule), clean first (what a reviewer fears)."""
-    from threats.api import signature_url
+    from threats.public import signature_url
 
     rows = (
         HuntMatch.objects.filter(hunt=hunt)

@@ -41,9 +41,9 @@ from engine.ruleset import verdict as engine_verdict
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
-from scans.api import ScanDone, scan_succeeded
 from scans.leases import LeaseSpec, claim, recover
 from scans.models import FINISHED, Label, Sample, ScanJob, ScanStatus, SignatureHit
+from scans.public import ScanDone, scan_succeeded
 from scans.reports import not_an_app_reason
 from scans.rulesets import RulesetProvider, compiled, current_ruleset
 from scans.storage import (
@@ -54,7 +54,7 @@ from scans.storage import (
     sample_file_store,
     sample_units_store,
 )
-from threats.api import family_find
+from threats.public import family_find
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ def hits_record(pairs: Iterable[tuple[int, int]]) -> None:
 
 def signature_stats_refresh(*, signature_ids: Iterable[int]) -> None:
     """Recount hits by the samples' current labels and store them on the signatures."""
-    from threats.api import HitStats, signature_stats_record
+    from threats.public import HitStats, signature_stats_record
 
     ids = sorted(set(signature_ids))
     if not ids:

@@ -40,7 +40,7 @@ from django.utils import timezone
 from engine.errors import AnalysisError
 from engine.features import Match, RuleRecord
 from engine.ruleset import compile_ruleset, record_weight, verdict_of
-from releases.api import PinDiff, current_release_number, release_pins, release_records
+from releases.public import PinDiff, current_release_number, release_pins, release_records
 from scans.models import (
     CurrentMatch,
     HuntMatch,
@@ -52,7 +52,7 @@ from scans.models import (
     VerdictSync,
 )
 from scans.services import ScanError
-from threats.api import gate_facts
+from threats.public import gate_facts
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def _recent_scans(began: Any) -> dict[int, int]:
 
 
 def _pin_diff(at: int, to: int) -> PinDiff:
-    from releases.api import pin_diff
+    from releases.public import pin_diff
 
     return pin_diff(release_pins(at) if at else [], release_pins(to) if to else [])
 

@@ -39,9 +39,9 @@ from portal.models import User
 from portal.params import JSONBodyField, parse_id_or_name
 from portal.permissions import require_perms
 from threats import selectors, services
-from threats.api import signature_url
 from threats.models import Family, Severity, Signature, Status
 from threats.policy import ACTIONS, allowed_actions
+from threats.public import signature_url
 
 VIEW = "threats.view_signature"
 ADD = "threats.add_signature"

@@ -179,7 +179,7 @@ def signature_list(*, filters: dict[str, Any] | None = None) -> SignatureFilter:
 
 def signature_export_records(*, filters: dict[str, Any] | None = None) -> list[Any]:
     """RuleRecords of the current revisions of the filtered signatures (invalid ones left out)."""
-    from threats.api import records_for_revisions
+    from threats.public import records_for_revisions
 
     qs = signature_list(filters=filters).qs.exclude(status=Status.INVALID)
     ids = list(qs.values_list("current_revision_id", flat=True))

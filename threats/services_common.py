@@ -15,8 +15,8 @@ from engine.kinds import REGISTRY, UnknownKind, get_kind
 from engine.kinds.base import Issue, ValidationResult
 from portal.audit import snapshot
 from portal.exceptions import ApplicationError, ConflictError, NotFoundError
-from threats.api import signature_url
 from threats.models import Family, Signature, SignatureRevision, Tag
+from threats.public import signature_url
 
 SIGNATURE_FIELDS = (
     "family",

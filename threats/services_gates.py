@@ -1,5 +1,5 @@
 """What the scans app records on signatures: the clean-corpus gate of each revision a hunt
-covered, and per-signature hit counters (called through ``threats.api``, the front door)."""
+covered, and per-signature hit counters (called through ``threats.public``, the front door)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from threats.api import GateResult, HitStats
 from threats.models import RevisionState, Signature, SignatureRevision
+from threats.public import GateResult, HitStats
 from threats.services_common import BULK_BATCH, in_batches
 
 

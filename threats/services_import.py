@@ -17,8 +17,8 @@ from engine.kinds import REGISTRY, get_kind
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError
 from portal.models import User
-from threats.api import signature_url
 from threats.models import Category, Family, Severity, Signature, SignatureRevision, Status
+from threats.public import signature_url
 from threats.services_common import in_batches, search_text
 from threats.services_review import BulkResult, signatures_submit
 

@@ -32,7 +32,6 @@ from portal.models import User
 from portal.params import ParameterError, parse_id, parse_ids
 from portal.parsers import json_loads_bounded
 from threats import gates, policy, selectors, services
-from threats.api import signature_panels
 from threats.models import (
     Category,
     Family,
@@ -42,6 +41,7 @@ from threats.models import (
     Status,
     signature_name,
 )
+from threats.public import signature_panels
 
 PAGE_SIZE = 50
 _FORMATTER = HtmlFormatter(linenos="table", cssclass="code", wrapcode=True)
@@ -248,7 +248,7 @@ def signature_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             "pending": rev is not None and sig.deployed_revision_id not in (None, rev.pk),
             "shipping": shipping,
             "shipping_name": _revision_name(sig, shipping) if shipping is not None else "",
-            # sections other apps add (threats.api.register_signature_panel)
+            # sections other apps add (threats.public.register_signature_panel)
             "panels": signature_panels(signature_id=sig.pk, user=user),
         },
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from releases.api import RulesetSnapshot, current_ruleset
+from releases.public import RulesetSnapshot, current_ruleset
 
 
 @pytest.mark.django_db

@@ -19,8 +19,8 @@ import pytest
 from client.__main__ import main
 from engine.codec import load_state
 from releases import services
-from releases.api import release_records
 from releases.models import Release
+from releases.public import release_records
 from releases.services import release_build, release_publish
 from releases.tests.conftest import ENROLLMENT_KEY
 from releases.tuf_repo import UpdateRepository

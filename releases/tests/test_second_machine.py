@@ -22,8 +22,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from engine.analyze import analyze_with_content
 from engine.ruleset import compile_ruleset, match, verdict
 from portal.testing import missing_prerequisite, wait_for
-from releases.api import release_records
 from releases.models import Release, ReleaseState
+from releases.public import release_records
 from releases.tests.test_client_e2e import installed, publish, run, sync
 from scans.models import HuntStatus, RetroHunt, ScanJob, ScanStatus
 from scans.retrohunts import retrohunt_create, retrohunt_run_sync

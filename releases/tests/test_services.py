@@ -11,12 +11,12 @@ from django.utils import timezone
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError, RateLimitedError
 from portal.models import AuditEntry
 from releases import services
-from releases.api import current_ruleset, release_records
 from releases.models import Release, ReleaseFile, ReleaseState
+from releases.public import current_ruleset, release_records
 from releases.services import release_build, release_halt, release_publish, release_rollout
 from releases.tuf_repo import UpdateRepository
-from threats.api import records_for_pins
 from threats.models import Status
+from threats.public import records_for_pins
 
 
 def publish(by, **kwargs) -> Release:
@@ -277,7 +277,7 @@ def test_ruleset_from_pins_equals_the_shipped_bundle_record_for_record(
     # when a worker on another machine, without the TUF folder, builds the ruleset from the
     # bundle in shared storage, and another one from the pins alone
     settings.RELEASE_REPO_DIR = tmp_path / "not-on-this-machine"
-    from releases import api as releases_api
+    from releases import public as releases_api
 
     releases_api._cache.clear()
     from_bundle = releases_api._records_from_bundle(release.number, release.state_sha256)
@@ -300,7 +300,7 @@ def test_a_damaged_bundle_in_storage_falls_back_to_the_pins(
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from releases import api as releases_api
+    from releases import public as releases_api
 
     sig = signatures.deploy()
     signatures.revise(sig)

@@ -163,7 +163,7 @@ def test_a_scan_under_the_old_release_during_a_pass_is_not_skipped(
 ) -> None:
     """A scan that started under release 1 and commits while a pass to release 2 is
     matching leaves its sample at release 1 for the next pass, never at 2 without 2's hits."""
-    from releases.api import RulesetSnapshot, release_records
+    from releases.public import RulesetSnapshot, release_records
 
     _scanned(corpus / "apks" / CLEAN, researcher, label="clean")
     bank = _scanned(corpus / "apks" / BANK, researcher)

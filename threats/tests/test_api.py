@@ -3,7 +3,7 @@
 import pytest
 
 from engine.features import RuleRecord
-from threats import api
+from threats import public as api
 from threats.models import Category, RevisionState, SignatureRevision, Status
 from threats.tests.factories import deployed_signature, make_family, make_signature
 

@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 
 from portal.models import AuditEntry
-from threats import api, demo
+from threats import demo
+from threats import public as api
 from threats.models import Family, Signature, Status
 
 pytestmark = pytest.mark.django_db

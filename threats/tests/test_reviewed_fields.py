@@ -1,12 +1,13 @@
 """Severity and family are reviewed like the body: they live on the revision, and what ships
-(``threats.api.deployed_records``) is the deployed revision's, never an edit waiting for review.
+(``threats.public.deployed_records``) is the deployed revision's, never an edit waiting for review.
 """
 
 import pytest
 
 from portal.exceptions import ForbiddenError
 from portal.testing import gate
-from threats import api, services
+from threats import public as api
+from threats import services
 from threats.models import RevisionState, Severity, Status
 from threats.tests.factories import make_family
 

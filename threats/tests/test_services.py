@@ -159,7 +159,7 @@ def test_editing_a_deployed_signature_makes_a_new_draft_revision(researcher, rev
     assert sig.current_revision is not None
     assert sig.current_revision.number == 2
     assert sig.current_revision.state == RevisionState.DRAFT
-    from threats.api import deployed_records
+    from threats.public import deployed_records
 
     assert deployed_records()[0].body["value"] == SHA
 

@@ -28,7 +28,7 @@ from engine.features import RuleRecord
 from releases import pins as pin_codec
 from releases.bundles import bundle_read
 from releases.models import FileKind, Release, ReleaseFile, ReleaseState
-from threats.api import records_for_pins
+from threats.public import records_for_pins
 
 log = logging.getLogger(__name__)
 
