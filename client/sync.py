@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_exceptions
-from tuf.api._payload import TargetFile, Targets  # mypy --strict: __all__ is opaque
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient.updater import Updater
 
 from client import outbox

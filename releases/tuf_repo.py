@@ -55,12 +55,10 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-# The public modules (securesystemslib.signer, tuf.api.metadata) re-export these names without
-# __all__, which mypy --strict refuses; importing from where they are defined is equivalent.
-from securesystemslib.signer._crypto_signer import CryptoSigner
-from securesystemslib.signer._signer import Signer
-from tuf.api._payload import MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
-from tuf.api.metadata import Metadata
+# The libraries' public modules, not their private ones: the underscore modules can move in any
+# release. (They re-export without __all__; mypy accepts that while implicit_reexport is on.)
+from securesystemslib.signer import CryptoSigner, Signer
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
 from engine.binary import write_atomic

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from securesystemslib.signer._crypto_signer import CryptoSigner
+from securesystemslib.signer import CryptoSigner
 
 from portal.exceptions import ApplicationError
 from releases.repository import init_dev_repository, keys_dir, open_repository, publish_lock
