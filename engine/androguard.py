@@ -358,7 +358,8 @@ def _test(fact: str, is_list: bool, arg: Token) -> str:
     return f"(for any i in (0..{count} - 1) : ({one(f'{_PREFIX}.{fact}[i]')}))"
 
 
-def rewrite(source: str) -> Rewrite:
+# one pass over the tokens, one branch per construct of the androguard module: a rewriter
+def rewrite(source: str) -> Rewrite:  # noqa: C901, PLR0912, PLR0915
     """The compiled form of a rule that imports ``androguard`` (see the module docstring)."""
     tokens = _yara_source.tokenize(source)
     out: list[str] = []

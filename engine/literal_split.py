@@ -143,7 +143,8 @@ def _compiled(source: str) -> yara_x.Rules:
     return compiler.build()
 
 
-def plan(source: str, *, only_if_slow: bool = True) -> SplitPlan | None:
+# each early None is one shape the split does not apply to
+def plan(source: str, *, only_if_slow: bool = True) -> SplitPlan | None:  # noqa: C901, PLR0911, PLR0912
     """The plan for a compiled YARA source of the shape in the module docstring, with a
     regex yara-x would expand (no run of SLOW_RUN plain bytes; ``only_if_slow=False``: any
     regex, for tests); otherwise None (yara-x is fast on the rule as it is)."""
@@ -247,7 +248,10 @@ def _regex_shape(token: str) -> tuple[int, int, str] | None:
     return len(plain), best_start, literal
 
 
-def _condition_names(tokens: list[_yara_source.Token], identifiers: list[str]) -> set[str] | None:
+# a small recursive-descent parser of the condition: one branch per term form
+def _condition_names(  # noqa: PLR0911, PLR0912
+    tokens: list[_yara_source.Token], identifiers: list[str]
+) -> set[str] | None:
     """The strings a condition of the form ``term or term ...`` names, where a term is
     ``$a``, ``any of them``, ``any of ($a, $b*)`` or ``1 of ...``; None for any other form."""
     names: set[str] = set()

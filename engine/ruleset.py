@@ -110,7 +110,8 @@ class Ruleset:
     # --- the YARA index's attributes, which retro-hunts, benches and tests read and tune ----
 
     @property
-    def _yara(self) -> YaraIndex:
+    def yara_index(self) -> YaraIndex:
+        """The YARA kind's index (an empty one when the ruleset has no YARA records)."""
         index = self.indexes.get(_YARA)
         if not isinstance(index, YaraIndex):
             index = YaraIndex()  # no YARA records: an empty index answers
@@ -118,23 +119,23 @@ class Ruleset:
 
     @property
     def yara_rules(self) -> yara_x.Rules | None:
-        return self._yara.yara_rules
+        return self.yara_index.yara_rules
 
     @property
     def yara_namespaces(self) -> dict[str, int]:
-        return self._yara.yara_namespaces
+        return self.yara_index.yara_namespaces
 
     @property
     def yara_byte_readers(self) -> set[int]:
-        return self._yara.yara_byte_readers
+        return self.yara_index.yara_byte_readers
 
     @property
     def yara_global_readers(self) -> set[int]:
-        return self._yara.yara_global_readers
+        return self.yara_index.yara_global_readers
 
     @property
     def yara_part_readers(self) -> set[int]:
-        return self._yara.yara_part_readers
+        return self.yara_index.yara_part_readers
 
     @yara_part_readers.setter
     def yara_part_readers(self, value: set[int]) -> None:
@@ -142,7 +143,7 @@ class Ruleset:
 
     @property
     def yara_split(self) -> literal_split.SplitPlan | None:
-        return self._yara.yara_split
+        return self.yara_index.yara_split
 
     @yara_split.setter
     def yara_split(self, value: literal_split.SplitPlan | None) -> None:
@@ -163,7 +164,7 @@ class Ruleset:
     @property
     def yara_only(self) -> bool:
         """Only YARA records can match (``match_yara`` needs no features then)."""
-        return self._yara.matches_content and not self.feature_indexes
+        return self.yara_index.matches_content and not self.feature_indexes
 
     @property
     def yara_facts_only(self) -> bool:
@@ -272,7 +273,7 @@ class FactsScanner:
             raise ValueError("match_facts needs a ruleset of YARA records that read no bytes")
         assert ruleset.yara_rules is not None
         self.ruleset = ruleset
-        self.index = ruleset._yara
+        self.index = ruleset.yara_index
         self.scanner = yara_x.Scanner(ruleset.yara_rules)
         self.scanner.set_timeout(YARA_SCAN_TIMEOUT_SECONDS)
 

@@ -145,7 +145,7 @@ def user_roles(user: Any) -> frozenset[str]:
     cached = getattr(user, "_portal_roles", None)
     if cached is None:
         cached = frozenset(user.groups.values_list("name", flat=True))
-        user._portal_roles = cached
+        user._portal_roles = cached  # noqa: SLF001 -- this module's own per-request cache
     return frozenset(cached)
 
 

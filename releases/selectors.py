@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db.models import Count
+from django.utils import timezone
 
 from engine import rollout
 from releases import pins as pin_codec
@@ -162,7 +163,8 @@ def adoption_history(
     days: int = 30,
 ) -> tuple[list[datetime.date], list[int], dict[int, dict[datetime.date, int]]]:
     """(days, release numbers, {release: {day: devices}}) from the daily snapshots."""
-    since = datetime.date.today() - datetime.timedelta(days=days)
+    # the same calendar as the snapshot writer (services.adoption_snapshot: timezone.localdate)
+    since = timezone.localdate() - datetime.timedelta(days=days)
     rows = AdoptionSnapshot.objects.filter(day__gte=since).order_by("day", "release_number")
     table: dict[int, dict[datetime.date, int]] = defaultdict(dict)
     seen_days: Counter[datetime.date] = Counter()

@@ -127,7 +127,8 @@ def _value(attr: Any, strings: list[str]) -> Value | None:
     return strings[raw] if 0 <= raw < len(strings) else None
 
 
-def _walk(
+# the binary-XML element walk: one branch per manifest tag it keeps
+def _walk(  # noqa: C901, PLR0912, PLR0915
     elements: list[Any],
     strings: list[str],
     resids: list[int],

@@ -80,47 +80,8 @@ class BehaviorKind(Kind):
         errors: list[str] = []
         warnings: list[Issue] = []
 
-        permissions: set[str] = set()
-        raw_permissions = body.get("permissions", [])
-        if not isinstance(raw_permissions, list):
-            errors.append("'permissions' must be a list of permission names")
-            raw_permissions = []
-        for perm in raw_permissions:
-            value = normalise_permission(perm) if isinstance(perm, str) else None
-            if value is None:
-                errors.append(f"{perm!r} is not a permission name")
-            else:
-                permissions.add(value)
-
-        apis: dict[tuple[str, str, str], dict[str, str]] = {}
-        raw_api = body.get("api", [])
-        if not isinstance(raw_api, list):
-            errors.append("'api' must be a list of {class, method, descriptor} objects")
-            raw_api = []
-        for n, item in enumerate(raw_api, 1):
-            if not isinstance(item, dict) or not {"class", "method"} <= set(item):
-                errors.append(f"api #{n} needs 'class' and 'method'")
-                continue
-            extra = sorted(set(item) - {"class", "method", "descriptor"})
-            if extra:
-                errors.append(f"api #{n} has unknown field(s): {', '.join(extra)}")
-                continue
-            cls = normalise_class(item["class"]) if isinstance(item["class"], str) else None
-            method = item["method"].strip() if isinstance(item["method"], str) else ""
-            descriptor = item.get("descriptor")
-            if cls is None:
-                errors.append(f"api #{n}: {item['class']!r} is not a class name")
-                continue
-            if not _METHOD.fullmatch(method):
-                errors.append(f"api #{n}: {item['method']!r} is not a method name")
-                continue
-            entry = {"class": cls, "method": method}
-            if descriptor not in (None, ""):
-                if not isinstance(descriptor, str) or not descriptor.strip().startswith("("):
-                    errors.append(f"api #{n}: descriptor must look like (Ljava/lang/String;)V")
-                    continue
-                entry["descriptor"] = normalise_descriptor(descriptor)
-            apis[(cls, method, entry.get("descriptor", ""))] = entry
+        permissions = _valid_permissions(body.get("permissions", []), errors)
+        apis = _valid_apis(body.get("api", []), errors)
 
         if not permissions and not apis and not errors:
             errors.append("a behaviour needs at least one permission or API call")
@@ -237,3 +198,57 @@ def from_quark(rule_json: dict[str, Any]) -> dict[str, Any]:
     if label:
         body["label"] = label
     return body
+
+
+def _valid_permissions(raw: Any, errors: list[str]) -> set[str]:
+    """The normalised permission names of a body's ``permissions``; problems go to ``errors``."""
+    if not isinstance(raw, list):
+        errors.append("'permissions' must be a list of permission names")
+        return set()
+    permissions: set[str] = set()
+    for perm in raw:
+        value = normalise_permission(perm) if isinstance(perm, str) else None
+        if value is None:
+            errors.append(f"{perm!r} is not a permission name")
+        else:
+            permissions.add(value)
+    return permissions
+
+
+def _valid_apis(raw: Any, errors: list[str]) -> dict[tuple[str, str, str], dict[str, str]]:
+    """A body's ``api`` entries, normalised and keyed by (class, method, descriptor)."""
+    if not isinstance(raw, list):
+        errors.append("'api' must be a list of {class, method, descriptor} objects")
+        return {}
+    apis: dict[tuple[str, str, str], dict[str, str]] = {}
+    for n, item in enumerate(raw, 1):
+        entry = _valid_api(n, item, errors)
+        if entry is not None:
+            apis[(entry["class"], entry["method"], entry.get("descriptor", ""))] = entry
+    return apis
+
+
+def _valid_api(n: int, item: Any, errors: list[str]) -> dict[str, str] | None:
+    if not isinstance(item, dict) or not {"class", "method"} <= set(item):
+        errors.append(f"api #{n} needs 'class' and 'method'")
+        return None
+    extra = sorted(set(item) - {"class", "method", "descriptor"})
+    if extra:
+        errors.append(f"api #{n} has unknown field(s): {', '.join(extra)}")
+        return None
+    cls = normalise_class(item["class"]) if isinstance(item["class"], str) else None
+    method = item["method"].strip() if isinstance(item["method"], str) else ""
+    descriptor = item.get("descriptor")
+    if cls is None:
+        errors.append(f"api #{n}: {item['class']!r} is not a class name")
+        return None
+    if not _METHOD.fullmatch(method):
+        errors.append(f"api #{n}: {item['method']!r} is not a method name")
+        return None
+    entry = {"class": cls, "method": method}
+    if descriptor not in (None, ""):
+        if not isinstance(descriptor, str) or not descriptor.strip().startswith("("):
+            errors.append(f"api #{n}: descriptor must look like (Ljava/lang/String;)V")
+            return None
+        entry["descriptor"] = normalise_descriptor(descriptor)
+    return entry

@@ -32,7 +32,8 @@ class HashKind(Kind):
         "certificate. Exact, cheap, and defeated by changing one byte."
     )
 
-    def validate(self, body: Any) -> ValidationResult:
+    # a validator: one early refusal per rule a hash body breaks
+    def validate(self, body: Any) -> ValidationResult:  # noqa: PLR0911
         if isinstance(body, str):
             body = {"value": body}
         if not isinstance(body, dict):

@@ -221,46 +221,63 @@ class IndicatorIndex(KindIndex):
         hosts: list[tuple[str, str]] = [(d, "strings") for d in found.domains]
         ips: list[tuple[str, str]] = [(i, "strings") for i in found.ips]
         if self.urls or self.domains or self.ips or self.networks:
-            for raw in found.urls:
-                try:
-                    url = normalise_url(raw)
-                except IndicatorError:
-                    continue
-                for index in slot_get(self.urls, url):
-                    hits.add(index, f"url {url} in strings{where}")
-                host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-                host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-                host = host.strip("[]")
-                if any(c.isalpha() for c in host) and ":" not in host:
-                    hosts.append((host, f"url {url}"))
-                else:
-                    ips.append((host, f"url {url}"))
+            self._match_urls(found.urls, hits, where, hosts, ips)
         if self.domains:
-            for raw, source in hosts:
-                try:
-                    domain = normalise_domain(raw)
-                except IndicatorError:
-                    continue
-                for parent in _parent_domains(domain):
-                    for index in slot_get(self.domains, parent):
-                        under = "" if parent == domain else f" (under {parent})"
-                        hits.add(index, f"domain {domain}{under} in {source}{where}")
+            self._match_domains(hosts, hits, where)
         if self.ips or self.networks:
-            for raw, source in ips:
-                try:
-                    address = ipaddress.ip_address(normalise_ip(raw))
-                except (IndicatorError, ValueError):
-                    continue
-                for index in slot_get(self.ips, str(address)):
-                    hits.add(index, f"ip {address} in {source}{where}")
-                number = int(address)
-                for (version, prefix), table in self.networks.items():
-                    if version != address.version:
-                        continue
-                    for index in slot_get(table, number >> (address.max_prefixlen - prefix)):
-                        net = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-                        hits.add(index, f"ip {address} in network {net} in {source}{where}")
+            self._match_ips(ips, hits, where)
         if self.short_codes:
             for code in found.short_codes:
                 for index in slot_get(self.short_codes, code.strip()):
                     hits.add(index, f"SMS short code {code.strip()} in strings{where}")
+
+    def _match_urls(
+        self,
+        urls: Iterable[str],
+        hits: Hits,
+        where: str,
+        hosts: list[tuple[str, str]],
+        ips: list[tuple[str, str]],
+    ) -> None:
+        """Match the URLs themselves; their hosts join ``hosts`` or ``ips`` for the next steps."""
+        for raw in urls:
+            try:
+                url = normalise_url(raw)
+            except IndicatorError:
+                continue
+            for index in slot_get(self.urls, url):
+                hits.add(index, f"url {url} in strings{where}")
+            host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+            host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+            host = host.strip("[]")
+            if any(c.isalpha() for c in host) and ":" not in host:
+                hosts.append((host, f"url {url}"))
+            else:
+                ips.append((host, f"url {url}"))
+
+    def _match_domains(self, hosts: list[tuple[str, str]], hits: Hits, where: str) -> None:
+        for raw, source in hosts:
+            try:
+                domain = normalise_domain(raw)
+            except IndicatorError:
+                continue
+            for parent in _parent_domains(domain):
+                for index in slot_get(self.domains, parent):
+                    under = "" if parent == domain else f" (under {parent})"
+                    hits.add(index, f"domain {domain}{under} in {source}{where}")
+
+    def _match_ips(self, ips: list[tuple[str, str]], hits: Hits, where: str) -> None:
+        for raw, source in ips:
+            try:
+                address = ipaddress.ip_address(normalise_ip(raw))
+            except (IndicatorError, ValueError):
+                continue
+            for index in slot_get(self.ips, str(address)):
+                hits.add(index, f"ip {address} in {source}{where}")
+            number = int(address)
+            for (version, prefix), table in self.networks.items():
+                if version != address.version:
+                    continue
+                for index in slot_get(table, number >> (address.max_prefixlen - prefix)):
+                    net = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+                    hits.add(index, f"ip {address} in network {net} in {source}{where}")
