@@ -6,6 +6,11 @@ retro-hunt the same way (queue ``hunts``); workers on ``hunts`` run ``hunts_reco
 Every worker that consumes the ``scans`` queue also runs ``scans_recover`` when it starts
 and then every SCAN_RECOVER_EVERY_SECONDS, which re-queues scans whose worker died (the
 filesystem broker loses a fetched message on SIGKILL; see docs/scanning.md).
+
+The soft and hard time limits are Celery's ``task_soft_time_limit`` / ``task_time_limit``
+(settings CELERY_TASK_SOFT_TIME_LIMIT / CELERY_TASK_TIME_LIMIT, through portal.celery's
+``config_from_object``): a task that names no limit of its own takes them when it is bound to
+the app, so nothing here reads settings when the module is imported.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from scans import retrohunts, services, verdicts
@@ -27,8 +31,6 @@ log = logging.getLogger(__name__)
     name="scans.scan_sample",
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=5,
     retry_backoff_max=120,
@@ -44,8 +46,6 @@ def scan_sample(scan_id: int) -> None:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=5,
     retry_backoff_max=120,
