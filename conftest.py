@@ -310,7 +310,13 @@ def login(page: Any) -> Callable[[User], Any]:
 def pytest_configure(config: pytest.Config) -> None:
     # Tests render templates without running collectstatic first.
     # Each test run starts with no log-in failures or throttle counts remembered.
+    # A process (Celery worker, run_portal's gunicorn) reads portal.settings, not this: it
+    # keeps the shared cache (diskcache under PORTAL_VAR_DIR, or CACHE_URL's Redis in CI).
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # As cookiecutter-django's test settings: PBKDF2 costs about 1.2 s per test user here, MD5
+    # next to nothing. Test users log in to this process only (live_server is a thread of it);
+    # the processes tests start authenticate with API tokens, which no hasher touches.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests publish many releases a minute; the throttle's own tests set a low rate.
     settings.RELEASE_PUBLISH_RATE = "10000/min"
     # Most tests gate over no stored sample and approve; the gate minimum's own tests

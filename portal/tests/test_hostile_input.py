@@ -44,11 +44,6 @@ def _hash() -> str:
     return secrets.token_hex(32)
 
 
-@pytest.fixture(autouse=True)
-def _fast_hasher(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def joker(db: None) -> Family:
     return make_family(name="Joker")

@@ -27,8 +27,6 @@ WINDOW = 15 * 60
 
 @pytest.fixture(autouse=True)
 def _limits(settings: Any) -> None:
-    # hundreds of log-ins: a fast hasher (the users below are made after this fixture)
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LOGIN_FAILURE_LIMIT = 3
     settings.LOGIN_FAILURE_LIMIT_PER_USERNAME = 6
     settings.LOGIN_AUDIT_ROWS_PER_IP = 10

@@ -47,12 +47,6 @@ ENROLLMENT_KEY = "contract-enrollment-key"
 YARA_RULE = 'rule contract_probe { strings: $a = "sendTextMessage" condition: $a }'
 
 
-@pytest.fixture(autouse=True)
-def _fast_hasher(settings: Any) -> None:
-    # before the users are made: their passwords must use a hasher that is still listed
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def _in_process_requests() -> Iterator[None]:
     """Django closes "old" connections when a request starts and ends; in-process requests
