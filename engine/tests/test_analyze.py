@@ -379,19 +379,3 @@ def test_read_content_gives_the_bytes_analyze_gives_for_every_corpus_file(corpus
     assert read >= len(files) - 3
     xapk = read_content(corpus / "apks" / "android_xapk.xapk")
     assert any("!classes.dex" in name for name, _ in xapk.dex)
-
-
-def test_read_content_is_much_cheaper_than_analysis(corpus: Path) -> None:
-    from engine.analyze import read_content
-
-    path = corpus / "apks" / "InsecureBankv2.apk"
-    analyze_with_content(path)
-    read_content(path)  # warm both
-    started = time.perf_counter()
-    for _ in range(3):
-        analyze_with_content(path)
-    analysed = time.perf_counter() - started
-    started = time.perf_counter()
-    for _ in range(3):
-        read_content(path)
-    assert time.perf_counter() - started < analysed / 2
