@@ -52,6 +52,12 @@ test: install-dev
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) manage.py makemigrations --check --dry-run
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest $(PYTEST_ARGS)
 
+# The fast part: no test that starts a worker, run_portal or a browser (markers in
+# pyproject.toml). For the edit-run loop; make test and CI run everything.
+.PHONY: test-fast
+test-fast: install-dev
+	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
 # Coverage-guided fuzzing of the engine's parsers (docs/fuzzing.md). `fuzz`: each harness
 # FUZZ_SECONDS (10 min) one after another; `fuzz-ci`: 60 s each. A crash exits 1 and names
 # the input; make it a regression under fuzz/regressions/ (replayed by make test).

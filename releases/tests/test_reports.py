@@ -389,6 +389,7 @@ def test_the_aggregates_api(release_with_reports, api, auditor) -> None:
     assert APIClient().get("/api/v1/releases/3/detections/").status_code in (401, 403)
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_the_reference_client_reports_through_a_live_portal(live_server) -> None:
     from client.api import register as client_register
