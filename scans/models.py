@@ -220,8 +220,8 @@ class RetroHunt(models.Model):
     status = models.CharField(
         max_length=16, choices=HuntStatus.choices, default=HuntStatus.QUEUED, db_index=True
     )
-    # the rule source: signature revisions, or an unsaved rule {kind, body}
-    revision_ids = models.JSONField(default=list, blank=True)
+    # the rule source: signature revisions (each record names its revision_id), or an unsaved
+    # rule {kind, body}
     rule_kind = models.CharField(max_length=32, blank=True)
     rule_body = models.JSONField(null=True, blank=True)
     records = models.JSONField(default=list, blank=True)
@@ -251,6 +251,13 @@ class RetroHunt(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in HUNT_DONE
+
+    @property
+    def revision_ids(self) -> list[int]:
+        """The signature revisions hunted, in order, read from ``records`` (empty for an
+        unsaved rule). Loads the records: a list of hunts counts them in the database
+        (``scans.selectors.hunt_rule_names``)."""
+        return [int(r["revision_id"]) for r in self.records if r.get("revision_id") is not None]
 
     @property
     def progress(self) -> int:

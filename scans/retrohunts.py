@@ -149,7 +149,6 @@ def _hunt_save(
     max_id = ids[-1] if ids else 0
     hunt = RetroHunt(
         created_by=user,
-        revision_ids=[rid for _, rid in pairs if rid is not None],
         rule_kind=str(rule["kind"]) if rule else "",
         rule_body=pairs[0][0].body if rule else None,
         records=[record_dict(r, rid) for r, rid in pairs],

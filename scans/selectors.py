@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Func, IntegerField, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest
@@ -234,6 +234,16 @@ class HuntRules:
 HUNT_RULES_SHOWN = 3
 
 
+class _JSONArrayLength(Func):
+    """The length of a JSON array column, counted by the database (SQLite, PostgreSQL)."""
+
+    function = "JSON_ARRAY_LENGTH"
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="JSONB_ARRAY_LENGTH", **extra)
+
+
 def hunt_rule_names(hunts: Iterable[RetroHunt]) -> dict[int, HuntRules]:
     """{hunt id: HuntRules} for a page of hunts, reading only the first few records of each
     from the database (a feed's hunt holds 100,000 records; the list never loads them)."""
@@ -244,20 +254,16 @@ def hunt_rule_names(hunts: Iterable[RetroHunt]) -> dict[int, HuntRules]:
         fields[f"id{i}"] = KT(f"records__{i}__id")
     rows = (
         RetroHunt.objects.filter(pk__in=[h.pk for h in hunts])
-        .annotate(**fields)
-        .values_list("pk", *fields)
+        .annotate(**fields, n_records=_JSONArrayLength("records"))
+        .values_list("pk", "n_records", *fields)
     )
     firsts: dict[int, tuple[tuple[str, int | None], ...]] = {}
-    for pk, *cells in rows:
+    totals: dict[int, int] = {}
+    for pk, n_records, *cells in rows:
         pairs = zip(cells[::2], cells[1::2], strict=True)  # (name, signature id) per record
         firsts[pk] = tuple((name, int(sid) if sid else None) for name, sid in pairs if name)
-    return {
-        h.pk: HuntRules(
-            first=firsts.get(h.pk, ()),
-            total=len(h.revision_ids or ()) or (1 if h.rule_kind else 0),
-        )
-        for h in hunts
-    }
+        totals[pk] = int(n_records or 0)  # one record per revision hunted, or the unsaved rule
+    return {h.pk: HuntRules(first=firsts.get(h.pk, ()), total=totals.get(h.pk, 0)) for h in hunts}
 
 
 @dataclass(frozen=True)
