@@ -175,7 +175,8 @@ def _gate(first: int, count: int) -> float:
     """The clean-corpus gate, for real (publishing refuses ungated revisions): a retro-hunt
     of the new revisions over the samples stored here (none), run in this process, in hunts
     of at most MAX_HUNT_SIGNATURES. Timed apart from the release build."""
-    from scans.retrohunts import MAX_HUNT_SIGNATURES, retrohunt_run_sync
+    from scans.hunt_plan import MAX_HUNT_SIGNATURES
+    from scans.retrohunts import retrohunt_run_sync
 
     def run() -> None:
         for start in range(first, first + count, MAX_HUNT_SIGNATURES):

@@ -186,9 +186,9 @@ def service_phase(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
     _django(var_dir)
     from django.utils import timezone
 
+    from engine.rollout import rollout_bucket
     from releases.models import Channel, Device
     from releases.selectors_reports import release_detections, signature_detections
-    from releases.services import rollout_bucket
     from releases.services_reports import detections_report, detections_rollup, report_batch_parse
 
     rng = random.Random(12)

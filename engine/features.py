@@ -125,7 +125,8 @@ class AppFeatures:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppFeatures:
-        return _from_dict(cls, data)
+        features: AppFeatures = _from_dict(cls, data)
+        return features
 
 
 @dataclass(frozen=True, slots=True)

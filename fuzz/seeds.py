@@ -100,7 +100,8 @@ def _analyze_seeds(corpus: Path, max_len: int) -> Iterator[Seed]:
 
 
 def _dex_seeds(corpus: Path, max_len: int) -> Iterator[Seed]:
-    from engine.analyze import AnalysisError, read_content
+    from engine.analyze import read_content
+    from engine.errors import AnalysisError
 
     for path in _apks(corpus):
         try:
@@ -137,7 +138,8 @@ def _signing_block_seeds(corpus: Path, max_len: int) -> Iterator[Seed]:
 def _units_seeds(corpus: Path, max_len: int) -> Iterator[Seed]:
     from dataclasses import replace
 
-    from engine.analyze import AnalysisError, analyze_with_content
+    from engine.analyze import analyze_with_content
+    from engine.errors import AnalysisError
     from engine.features import AppContent
     from engine.ruleset import android_globals
     from engine.units import write_units

@@ -131,4 +131,6 @@ class MetricsView(PrometheusDjangoView):
                 status=403,
             )
         self.registry = metrics_registry()
-        return super().get(request, *args, **kwargs)
+        # prometheus_client's Django view is untyped
+        response: HttpResponse = super().get(request, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return response

@@ -337,7 +337,7 @@ def _rollup_day(day: datetime.date, now: datetime.datetime) -> int | None:
             marker = DetectionRollupDay.objects.create(day=day, rolled_at=now, reports=0, rows=0)
             with connection.cursor() as cursor:
                 cursor.execute(sql, [day])
-                rows = max(cursor.rowcount, 0)
+                rows: int = max(cursor.rowcount, 0)
             marker.rows = rows
             marker.reports = DetectionReport.objects.filter(day=day).count()
             marker.save(update_fields=["rows", "reports"])

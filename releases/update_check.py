@@ -63,7 +63,7 @@ def device_update_limited(device: Device | DeviceRef) -> RateLimitedError | None
 
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-WsgiApp = Callable[[dict[str, Any], Any], Any]
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]
 _STATUS = {200: "200 OK", 429: "429 Too Many Requests"}
 

@@ -108,8 +108,8 @@ def sample_match(*, sample_id: int, ruleset: Ruleset) -> list[Match] | None:
     """``ruleset``'s matches on a stored sample, read the way a retro-hunt reads it (the
     stored facts, the unit pack, else the file). None when the sample no longer exists."""
     from engine.errors import AnalysisError
-    from scans.retrohunts import sample_match as match_stored
-    from scans.services import ScanError
+    from scans.hunt_match import sample_match as match_stored
+    from scans.storage import ScanError
 
     sample = Sample.objects.filter(pk=sample_id).first()
     if sample is None:

@@ -51,7 +51,7 @@ from scans.models import (
     ScanStatus,
     VerdictSync,
 )
-from scans.services import ScanError
+from scans.storage import ScanError
 from threats.public import gate_facts
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _match_again(
 ) -> dict[int, list[Match]]:
     """Match ``records`` on the samples at release ``at`` with an id above ``after_id``,
     from stored features and unit packs (a retro-hunt's per-sample code)."""
-    from scans.retrohunts import sample_match
+    from scans.hunt_match import sample_match
 
     ruleset = compile_ruleset(records)
     out: dict[int, list[Match]] = {}

@@ -4,7 +4,8 @@ reject, mark noisy, disable, one signature at a time or many (bulk). Who may is
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -63,7 +64,10 @@ class _TransitionApi(APIView):
         return Response(signature_detail(sig, request))
 
 
-def _transition_schema(action: str, what: str, *, reason: bool) -> Any:
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def _transition_schema(action: str, what: str, *, reason: bool) -> Callable[[_View], _View]:
     return extend_schema(
         operation_id=f"signatures_{action}",
         request=_TransitionApi.InputSerializer,

@@ -53,7 +53,7 @@ def rule_own_name(signature: Signature) -> str:
     if signature.kind == "yara" and rev is not None and isinstance(rev.body, str):
         for modifiers, name in _YARA_RULE.findall(rev.body):
             if "private" not in modifiers:
-                return name
+                return str(name)
     return ""
 
 

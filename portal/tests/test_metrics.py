@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from portal import metrics
@@ -190,7 +191,7 @@ def test_a_broker_that_does_not_answer_is_reported_not_fatal(
 def test_a_failing_source_costs_only_its_own_figures(
     metrics_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> Iterator[metrics.Metric]:
+    def broken() -> Iterator[Metric]:
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(metrics, "PROVIDERS", [*metrics.PROVIDERS, ("broken", broken)])

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 from rest_framework.test import APIClient
 
+from engine.rollout import rollout_bucket
 from portal.services import api_token_create
 from releases.models import Device
 from releases.services import (
@@ -12,7 +13,6 @@ from releases.services import (
     release_halt,
     release_publish,
     release_rollout,
-    rollout_bucket,
 )
 from releases.tests.conftest import ENROLLMENT_KEY
 
