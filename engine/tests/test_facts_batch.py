@@ -18,7 +18,8 @@ import pytest
 from engine import androguard
 from engine.analyze import analyze_with_content
 from engine.errors import AnalysisError
-from engine.facts_batch import FactsBatch, _python_regex, summary_facts
+from engine.facts_batch import FactsBatch, summary_facts
+from engine.facts_regex import python_regex
 from engine.features import AppFeatures, Match, RuleRecord
 from engine.importers import parse_path
 from engine.kinds import _yara_source
@@ -241,7 +242,7 @@ def test_rules_left_to_yara_x_are_not_answered_by_the_batch(facts_ruleset: Rules
     ],
 )
 def test_patterns_translate_to_the_same_meaning(regex: str, python: bytes) -> None:
-    pattern = _python_regex(regex)
+    pattern = python_regex(regex)
     assert pattern is not None
     assert pattern.pattern == python
 
@@ -262,7 +263,7 @@ def test_patterns_translate_to_the_same_meaning(regex: str, python: bytes) -> No
     ],
 )
 def test_patterns_outside_the_subset_stay_on_yara_x(regex: str) -> None:
-    assert _python_regex(regex) is None
+    assert python_regex(regex) is None
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
