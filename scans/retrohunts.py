@@ -56,6 +56,7 @@ from scans.hunt_match import (
 )
 from scans.hunt_plan import (
     MAX_HUNT_SIGNATURES,
+    HuntPlan,
     hunt_plan,
     record_dict,
     revision_records,
@@ -302,32 +303,11 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         plan = hunt_plan(hunt)
         by_key = plan.revision_ids
         delay = _test_delay_seconds()
-        fields = ["id", "sha256", "file", "size", "label", "features_file"]
-        fields += ["features_engine_version", "keys_engine_version", "package", "app_label"]
-        if plan.scanned is not None and (
-            not plan.scanned.yara_only or plan.scanned.yara_facts_only
-        ):
-            # yara alone reads the facts from the unit pack, unless no rule reads bytes: then
-            # the summary is all it reads
-            fields.append("features")
-        samples = list(
-            Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
-            .only(*fields)
-            .order_by("id")
-        )
+        samples = _chunk_samples(chunk, plan)
         found: list[HuntMatch] = []
         errors = 0
         size = 0
-        # keyed rules: matched on the samples that hold one of the hunt's keys, from their
-        # stored summaries; no app is read (scans.featurekeys)
-        keyed: dict[int, list[Match]] = {}
-        keyed_ok: set[int] = set()
-        if plan.keyed is not None:
-            current = [s for s in samples if has_current_features(s)]
-            keys = sample_keys(first_id=chunk.first_id, last_id=chunk.last_id, samples=current)
-            keyed_ok = set(keys)
-            candidates = [sid for sid, ks in keys.items() if not plan.keys.isdisjoint(ks)]
-            keyed = keyed_matches(candidates, plan.keyed)
+        keyed, keyed_ok = _chunk_keyed_matches(chunk, plan, samples)
         # rules on facts alone (Koodous): the whole chunk in one batch, before the loop
         batched = chunk_facts_matches(samples, plan.scanned) if plan.scanned is not None else {}
         worked = 0  # samples matched one by one (keyed-only samples cost next to nothing)
@@ -378,6 +358,35 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         return chunk
     _chunk_commit(chunk, found, errors=errors, size=size)
     return chunk
+
+
+def _chunk_samples(chunk: HuntChunk, plan: HuntPlan) -> list[Sample]:
+    """The chunk's samples, with the fields its hunt reads."""
+    fields = ["id", "sha256", "file", "size", "label", "features_file"]
+    fields += ["features_engine_version", "keys_engine_version", "package", "app_label"]
+    if plan.scanned is not None and (not plan.scanned.yara_only or plan.scanned.yara_facts_only):
+        # yara alone reads the facts from the unit pack, unless no rule reads bytes: then
+        # the summary is all it reads
+        fields.append("features")
+    return list(
+        Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
+        .only(*fields)
+        .order_by("id")
+    )
+
+
+def _chunk_keyed_matches(
+    chunk: HuntChunk, plan: HuntPlan, samples: list[Sample]
+) -> tuple[dict[int, list[Match]], set[int]]:
+    """Keyed rules: matched on the samples that hold one of the hunt's keys, from their stored
+    summaries; no app is read (scans.featurekeys). Returns (matches by sample id, the ids whose
+    keys are current)."""
+    if plan.keyed is None:
+        return {}, set()
+    current = [s for s in samples if has_current_features(s)]
+    keys = sample_keys(first_id=chunk.first_id, last_id=chunk.last_id, samples=current)
+    candidates = [sid for sid, ks in keys.items() if not plan.keys.isdisjoint(ks)]
+    return keyed_matches(candidates, plan.keyed), set(keys)
 
 
 def _hunt_matches(
