@@ -2,13 +2,14 @@
 
 ``watch_sample`` is sent by the scan-succeeded hook (queue ``scans``) after the scan's
 verdict is committed: the scan itself never waits for watch rules. Both tasks are safe to
-run twice (see the services).
+run twice (see the services). ``watch_sample`` takes the time limits every task has from the
+Celery configuration (``CELERY_TASK_SOFT_TIME_LIMIT``/``CELERY_TASK_TIME_LIMIT``): no setting
+is read when this module is imported.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from livehunt import services
@@ -18,8 +19,6 @@ from livehunt import services
     name="livehunt.watch_sample",
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=5,
     retry_backoff_max=120,
