@@ -163,7 +163,7 @@ def adoption_history(
     days: int = 30,
 ) -> tuple[list[datetime.date], list[int], dict[int, dict[datetime.date, int]]]:
     """(days, release numbers, {release: {day: devices}}) from the daily snapshots."""
-    # the same calendar as the snapshot writer (services.adoption_snapshot: timezone.localdate)
+    # the same calendar as the snapshot writer (services_devices.adoption_snapshot)
     since = timezone.localdate() - datetime.timedelta(days=days)
     rows = AdoptionSnapshot.objects.filter(day__gte=since).order_by("day", "release_number")
     table: dict[int, dict[datetime.date, int]] = defaultdict(dict)
