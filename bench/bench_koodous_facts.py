@@ -84,19 +84,9 @@ def koodous_records() -> list[RuleRecord]:
 
 
 def facts_only_records(records: list[RuleRecord]) -> list[RuleRecord]:
-    """The records that read no bytes: ``reads_bytes`` says no, and no anonymous string
-    (``$ = "…"``: ``reads_bytes`` misses those, so such a rule is taken for a facts rule and
-    hunted over no bytes; see docs/signatures.md)."""
+    """The records that read no bytes (``reads_bytes`` says no)."""
     everything = compile_ruleset(records)
-    return [
-        r
-        for i, r in enumerate(everything.records)
-        if i not in everything.yara_byte_readers and not anonymous_strings(r.body)
-    ]
-
-
-def anonymous_strings(body: str) -> bool:
-    return any(t.text == "$" for t in _yara_source.tokenize(body))
+    return [r for i, r in enumerate(everything.records) if i not in everything.yara_byte_readers]
 
 
 def apps() -> list[tuple[AppFeatures, AppContent]]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,8 @@ from portal.permissions import require_perms
 from portal.schema import ApiErrorSerializer
 from releases.public import DevicePrincipal, DeviceTokenAuthentication, IsDevice
 from scans.lookup import MAX_LOOKUP, apps_lookup, lookup_hashes, lookups_unknown_top
+
+_LIMIT = re.compile(r"[0-9]{1,4}")
 
 
 class DeviceLookupThrottle(SimpleRateThrottle):
@@ -159,7 +162,7 @@ class WantedApi(APIView):
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("limit", "100")
-        if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 1000):
+        if not (_LIMIT.fullmatch(raw) and 0 < int(raw) <= 1000):
             raise ApplicationError("limit must be a whole number from 1 to 1000.")
         limit = int(raw)
         return Response(

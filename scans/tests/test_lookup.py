@@ -122,6 +122,7 @@ def test_lookups_are_counted_and_the_most_wanted_unknown_apps_are_listed(
     assert wanted in page
     assert shipped["bank"].sha256 not in page
     assert api(researcher).get("/api/v1/samples/wanted/?limit=0").status_code == 400
+    assert api(researcher).get("/api/v1/samples/wanted/", {"limit": "³"}).status_code == 400
 
 
 @pytest.mark.parametrize(
