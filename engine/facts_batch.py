@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -263,11 +264,10 @@ class FactsBatch:
             _fact_masks(fact, entry, facts, masks)
         ints: dict[str, dict[int, int]] = {}
         for name in self.integers:
-            by_value: dict[int, int] = {}
+            holders: defaultdict[int, list[int]] = defaultdict(list)
             for position, app in enumerate(facts):
-                value = (app or {}).get(name) or 0
-                by_value[value] = by_value.get(value, 0) | 1 << position
-            ints[name] = by_value
+                holders[(app or {}).get(name) or 0].append(position)
+            ints[name] = {value: _bits(positions, n) for value, positions in holders.items()}
         out: list[list[Match]] = [[] for _ in range(n)]
         for rule in self.rules:
             mask = evaluate(rule.expr, masks, ints, everyone)
@@ -283,10 +283,10 @@ class FactsBatch:
                 scoring=not record.noisy,
                 evidence=(f"yara: rule {rule.name} condition on the app's facts",),
             )
-            while mask:
-                low = mask & -mask
-                out[low.bit_length() - 1].append(match)
-                mask ^= low
+            # the set bits, lowest first (one pass over the digits, not one per hit)
+            for position, bit in enumerate(bin(mask)[:1:-1]):
+                if bit == "1":
+                    out[position].append(match)
         return out
 
 
@@ -294,30 +294,44 @@ def _fact_masks(
     fact: str, entry: _FactPreds, facts: Sequence[dict[str, Any] | None], masks: list[int]
 ) -> None:
     """Set in ``masks``, per predicate on ``fact``, the bits of the apps it holds for; the
-    fact's values not answered before are answered together first."""
+    fact's values not answered before are answered together first. The apps holding each
+    distinct value are gathered first, so a value many apps share (a permission, a filter)
+    costs one pass over its predicates, and a value no predicate holds for costs nothing."""
     count_name = _LIST_FACTS.get(fact)
     answers = entry.answers
     if len(answers) > VALUE_CACHE_MAX:
         answers.clear()
-    rows: list[tuple[int, Sequence[str]]] = []
-    new: dict[str, None] = {}
+    holders: defaultdict[str, list[int]] = defaultdict(list)
     for position, app in enumerate(facts):
         if app is None:
             continue
         if count_name is None:
-            value = app.get(fact) or ""
-            values: Sequence[str] = (value,) if value else ()
-        else:
-            values = app.get(fact) or ()
-            values = values[: app.get(count_name, 0)]
-        if values:
-            rows.append((position, values))
-            new.update((value, None) for value in values if value and value not in answers)
-    if new:
-        entry.resolve(list(new))
-    for position, values in rows:
-        bit = 1 << position
-        for value in values:
+            value = app.get(fact)
             if value:
-                for pid in answers[value]:
-                    masks[pid] |= bit
+                holders[value].append(position)
+            continue
+        values = app.get(fact)
+        if values:
+            for value in values[: app.get(count_name, 0)]:
+                if value:
+                    holders[value].append(position)
+    new = [value for value in holders if value not in answers]
+    if new:
+        entry.resolve(new)
+    # per predicate, the positions of the apps it holds for, made a bitset once (OR-ing one
+    # bit at a time into a bitset as wide as the batch costs the batch's width per bit)
+    held: defaultdict[int, list[int]] = defaultdict(list)
+    for value, positions in holders.items():
+        for pid in answers[value]:
+            held[pid] += positions
+    n = len(facts)
+    for pid, positions in held.items():
+        masks[pid] |= _bits(positions, n)
+
+
+def _bits(positions: list[int], n: int) -> int:
+    """The bitset of ``positions`` (each below ``n``, any order, repeats allowed)."""
+    raw = bytearray((n >> 3) + 1)
+    for position in positions:
+        raw[position >> 3] |= 1 << (position & 7)
+    return int.from_bytes(raw, "little")

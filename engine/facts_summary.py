@@ -1,11 +1,12 @@
-"""``androguard.facts`` read straight from a stored summary dict, for the facts batch."""
+"""``androguard.facts`` read straight from a stored summary dict, for the facts batch; and the
+compact form of them a sample's row keeps (``stored_facts``), so that a hunt reads no summary."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
-from engine import androguard
+from engine import ENGINE_VERSION, androguard
 
 # what the facts dict calls each list's count: the rewriter's own table (engine.androguard)
 from engine.androguard import _COUNT
@@ -69,6 +70,42 @@ def summary_facts(summary: dict[str, Any]) -> dict[str, Any]:
     out["cert_not_before"] = [c.get("not_before") for c in certs] or [""]
     out["cert_not_after"] = [c.get("not_after") for c in certs] or [""]
     out["cert_sha1_count"] = len(certs)
+    return out
+
+
+# the version of ``stored_facts``' form: a stored form of another version, or made by another
+# engine version, is computed again from the summary (bump it when ``summary_facts`` changes)
+FACTS_FORMAT = 1
+_FORMAT_KEY = "_format"
+_FORMAT = [FACTS_FORMAT, ENGINE_VERSION]  # a list: what it reads back as from JSON
+_DEFAULTS = androguard.default_facts()
+
+
+def compact_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """``facts`` less every entry equal to ``androguard.default_facts()`` (an app's empty lists,
+    zero counts, blank strings), tagged with ``FACTS_FORMAT`` and the engine's version.
+    ``FactsBatch.match`` reads it as it reads ``facts``: a missing entry reads as its default.
+    ``expand_facts`` gives ``facts`` back exactly."""
+    out = {k: v for k, v in facts.items() if k not in _DEFAULTS or _DEFAULTS[k] != v}
+    out[_FORMAT_KEY] = _FORMAT
+    return out
+
+
+def stored_facts(summary: dict[str, Any]) -> dict[str, Any]:
+    """What ``Sample.facts`` keeps: ``compact_facts(summary_facts(summary))``."""
+    return compact_facts(summary_facts(summary))
+
+
+def facts_current(stored: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``stored`` is a compact form of this ``FACTS_FORMAT`` and engine version."""
+    return isinstance(stored, dict) and stored.get(_FORMAT_KEY) == _FORMAT
+
+
+def expand_facts(stored: dict[str, Any]) -> dict[str, Any]:
+    """The full facts of a compact form (``compact_facts``' inverse)."""
+    out = androguard.default_facts()
+    out.update(stored)
+    out.pop(_FORMAT_KEY, None)
     return out
 
 

@@ -8,6 +8,7 @@ batch and ``FactsScanner`` (one yara-x scan per app) report the same hits, rule 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -15,11 +16,18 @@ from typing import Any
 
 import pytest
 
-from engine import androguard
+from engine import ENGINE_VERSION, androguard
 from engine.analyze import analyze_with_content
 from engine.errors import AnalysisError
 from engine.facts_batch import FactsBatch, summary_facts
 from engine.facts_regex import python_regex
+from engine.facts_summary import (
+    FACTS_FORMAT,
+    compact_facts,
+    expand_facts,
+    facts_current,
+    stored_facts,
+)
 from engine.features import AppFeatures, Match, RuleRecord
 from engine.importers import parse_path
 from engine.kinds import _yara_source
@@ -284,3 +292,43 @@ def test_a_rule_with_anonymous_strings_reads_bytes() -> None:
     assert reads_bytes('rule a { strings: $ = "cosmetiq" condition: 1 of them }')
     assert reads_bytes('rule a { strings: $ = "x" condition: $ and androguard_ok }')
     assert not reads_bytes('rule a { condition: android.package == "com.themes" }')
+
+
+def as_stored(facts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The compact form as a row gives it back (through JSON, as ``Sample.facts`` is)."""
+    return None if facts is None else json.loads(json.dumps(compact_facts(facts)))
+
+
+def test_the_stored_facts_of_a_summary_are_its_facts(corpus_features: list[AppFeatures]) -> None:
+    # given each corpus app's stored summary, when its compact facts are stored and read back
+    for features in corpus_features:
+        facts = summary_facts(summary(features.to_dict()))
+        stored = json.loads(json.dumps(stored_facts(summary(features.to_dict()))))
+        # then they are current, smaller than the summary, and expand to the facts exactly
+        assert facts_current(stored)
+        assert len(json.dumps(stored)) < len(json.dumps(summary(features.to_dict())))
+        assert expand_facts(stored) == facts == androguard.facts(features)
+
+
+def test_the_batch_reads_the_compact_form_as_the_full_facts(
+    facts_ruleset: Ruleset, corpus_facts: list[dict[str, Any]]
+) -> None:
+    # given the corpus facts and synthetic ones (a count of 0 over a non-empty list, missing
+    # and empty values, unknown apps), each also in its compact stored form
+    batch = FactsBatch(facts_ruleset.records, facts_ruleset.yara_namespaces.values())
+    facts = [*corpus_facts, *synthetic_facts(batch, 600)]
+    stored = [as_stored(f) for f in facts]
+    # then the compact form expands back exactly, and the batch finds the same hits in both
+    assert [None if f is None else expand_facts(f) for f in stored] == facts
+    fresh = FactsBatch(facts_ruleset.records, facts_ruleset.yara_namespaces.values())
+    assert batch_hits(fresh, stored) == batch_hits(batch, facts)
+    assert sum(len(h) for h in batch_hits(batch, facts)) > 300
+
+
+def test_stored_facts_of_another_format_or_engine_are_not_current() -> None:
+    stored = compact_facts(androguard.default_facts())
+    assert facts_current(stored)
+    assert not facts_current({**stored, "_format": [FACTS_FORMAT + 1, ENGINE_VERSION]})
+    assert not facts_current({**stored, "_format": [FACTS_FORMAT, ENGINE_VERSION - 1]})
+    assert not facts_current(androguard.default_facts())  # untagged: a summary, say
+    assert not facts_current(None)
