@@ -4,7 +4,8 @@
   unit pack (YARA), its stored features (other kinds), or analysed again when none is current
   (docs/retrohunts.md "What a chunk reads"). Current verdicts use it too.
 - ``chunk_facts_matches``: a chunk's facts-only YARA rules over all its samples at once
-  (``engine.facts_batch``); ``keyed_matches``: keyed rules on the candidates' summaries.
+  (``engine.facts_batch``), from the compact facts in each row (``Sample.facts``);
+  ``keyed_matches``: keyed rules on the candidates' summaries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from django.conf import settings
 
 from engine import ENGINE_VERSION
 from engine.analyze import analyze_with_content, read_content
-from engine.facts_batch import FactsBatch, summary_facts
+from engine.facts_batch import FactsBatch
+from engine.facts_summary import facts_current, stored_facts
 from engine.features import AppContent, AppFeatures, Match
 from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
 from engine.ruleset import match as engine_match
@@ -80,35 +82,80 @@ def facts_batch_enabled() -> bool:
     return bool(getattr(settings, "RETROHUNT_FACTS_BATCH", True))
 
 
-def chunk_facts_matches(samples: list[Sample], ruleset: Ruleset) -> dict[int, list[Match]]:
-    """``sample_match`` of a facts-only ruleset for the chunk's samples that have a current
-    stored summary, all in one batch (the others are left out: ``sample_match`` takes them
-    one by one, analysing them again if need be). Same matches, same evidence."""
+def chunk_facts_matches(id_range: tuple[int, int], ruleset: Ruleset) -> dict[int, list[Match]]:
+    """``sample_match`` of a facts-only ruleset for the samples with ids in ``id_range`` (a
+    chunk's, inclusive) that have current stored features, all in one batch, from the compact
+    facts in their rows (``Sample.facts``): no summary, no model object per sample. A sample
+    stored before that column (or by another engine) gets its facts computed from its summary
+    and kept. The others are left out: ``sample_match`` takes them one by one, analysing them
+    again if need be. Same matches, same evidence."""
     if not ruleset.yara_facts_only or not facts_batch_enabled():
         return {}
     batch, rest = _facts_batch(ruleset)
-    current: list[Sample] = []
+    first, last = id_range
+    current = (
+        Sample.objects.filter(id__gte=first, id__lte=last, features_engine_version=ENGINE_VERSION)
+        .exclude(features_file="")
+        .order_by("id")
+    )
+    ids: list[int] = []
     facts: list[dict[str, Any]] = []
-    for sample in samples:
-        if not has_current_features(sample) or not sample.features:
-            continue
-        try:
-            facts.append(summary_facts(sample.features))
-        except (KeyError, TypeError, ValueError):
-            continue  # a summary this engine cannot read: sample_match decides
-        current.append(sample)
-    found = batch.match(facts) if batch.rules else [[] for _ in current]
-    out: dict[int, list[Match]] = {}
-    for sample, matches in zip(current, found, strict=True):
-        if rest is not None:
+    missing: list[int] = []
+    for pk, stored in current.values_list("id", "facts"):
+        if facts_current(stored):
+            ids.append(pk)
+            facts.append(stored)
+        else:
+            missing.append(pk)
+    if missing:
+        for pk, stored in _facts_keep(missing).items():
+            ids.append(pk)
+            facts.append(stored)
+    found = batch.match(facts) if batch.rules else [[] for _ in ids]
+    if rest is None:
+        return dict(zip(ids, found, strict=True))
+    return _rest_matches(ids, found, rest)
+
+
+def _facts_keep(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The compact facts of samples whose row lacks them (stored before ``Sample.facts``, or
+    by another engine), from their stored summaries; kept in their rows for the next hunt.
+    Each form carries the engine version it was made by (``facts_current``), so a form this
+    writes over a newer one is only computed again, never believed."""
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        rows = Sample.objects.filter(pk__in=ids[start : start + 500]).values_list("id", "features")
+        for pk, summary in rows:
+            if not summary:
+                continue  # sample_match decides
             try:
-                summary = AppFeatures.from_dict(sample.features or {})
-                matches = matches + _facts_scanner(rest).match(android_globals(summary))
-            except Exception as exc:
-                if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError
-                    raise
-                continue  # sample_match reports it as this sample's error
-        out[sample.pk] = matches
+                out[pk] = stored_facts(summary)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # a summary this engine cannot read: sample_match decides
+    Sample.objects.bulk_update(
+        [Sample(pk=pk, facts=value) for pk, value in out.items()], ["facts"], batch_size=500
+    )
+    return dict(sorted(out.items()))
+
+
+def _rest_matches(
+    ids: list[int], found: list[list[Match]], rest: Ruleset
+) -> dict[int, list[Match]]:
+    """The batch's matches plus those of the records it left to yara-x (``rest``), which read
+    the facts yara-x sees from the summary; a sample whose scan timed out is left out."""
+    out: dict[int, list[Match]] = {}
+    summaries: dict[int, Any] = {}
+    for start in range(0, len(ids), 500):
+        rows = Sample.objects.filter(pk__in=ids[start : start + 500])
+        summaries.update(rows.values_list("id", "features"))
+    for pk, matches in zip(ids, found, strict=True):
+        try:
+            summary = AppFeatures.from_dict(summaries.get(pk) or {})
+            out[pk] = matches + _facts_scanner(rest).match(android_globals(summary))
+        except Exception as exc:
+            if type(exc).__name__ != "TimeoutError":  # yara_x.TimeoutError
+                raise
+            continue  # sample_match reports it as this sample's error
     return out
 
 

@@ -60,6 +60,10 @@ class Sample(models.Model):
     features = models.JSONField(null=True, blank=True)  # summary, see the module docstring
     features_file = models.CharField(max_length=255, blank=True)
     features_engine_version = models.PositiveIntegerField(null=True, blank=True)
+    # the app's ``androguard`` facts in their compact form (engine.facts_summary.stored_facts),
+    # derived from ``features`` when they are stored: all a Koodous facts hunt reads. None for
+    # a sample stored before the column: the first facts hunt computes and keeps them
+    facts = models.JSONField(null=True, blank=True)
     # the engine whose features the sample's SampleKey rows came from (None: not keyed yet)
     keys_engine_version = models.PositiveIntegerField(null=True, blank=True)
     # What the rules say: the verdict under release ``verdict_release`` (0: no release yet),

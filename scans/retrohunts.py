@@ -38,9 +38,10 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from engine import ENGINE_VERSION
 from engine.errors import AnalysisError
 from engine.features import Match, RuleRecord
 from engine.ruleset import Ruleset, compile_ruleset
@@ -50,6 +51,7 @@ from portal.models import User
 from scans.featurekeys import sample_keys
 from scans.hunt_match import (
     chunk_facts_matches,
+    facts_batch_enabled,
     has_current_features,
     keyed_matches,
     sample_match,
@@ -83,6 +85,39 @@ _CANCEL_CHECK_EVERY = 10
 
 def chunk_size() -> int:
     return max(1, int(settings.RETROHUNT_CHUNK_SIZE))
+
+
+# A facts-only hunt (Koodous rules that read no bytes) costs tens of microseconds a sample whose
+# features are stored (the facts batch), against one analysed again: its chunks hold up to this
+# many times RETROHUNT_CHUNK_SIZE samples, so that claiming and committing a chunk and the
+# broker's round trip cost less than its samples; a sample without current features weighs as
+# many, so a chunk still analyses at most RETROHUNT_CHUNK_SIZE apps within the task's limits.
+FACTS_CHUNK_FACTOR = 10
+
+
+def _chunk_groups(ids: list[int], *, facts_only: bool) -> list[list[int]]:
+    """The hunt's sample ids (ascending) split into its chunks."""
+    size = chunk_size()
+    if not facts_only or not facts_batch_enabled() or not ids:
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
+    stale = set(
+        Sample.objects.filter(id__lte=ids[-1])
+        .filter(~Q(features_engine_version=ENGINE_VERSION) | Q(features_file=""))
+        .values_list("id", flat=True)
+    )
+    limit = size * FACTS_CHUNK_FACTOR
+    groups: list[list[int]] = []
+    group: list[int] = []
+    weight = 0
+    for pk in ids:
+        group.append(pk)
+        weight += FACTS_CHUNK_FACTOR if pk in stale else 1
+        if weight >= limit:
+            groups.append(group)
+            group, weight = [], 0
+    if group:
+        groups.append(group)
+    return groups
 
 
 def recover_every_seconds() -> float:
@@ -129,7 +164,9 @@ def retrohunt_create(
             f"Nothing to hunt: {ruleset.errors[0].message}",
             {"errors": [{"name": e.name, "message": e.message} for e in ruleset.errors]},
         )
-    hunt = _hunt_save(user=user, pairs=pairs, rule=rule, enqueue=enqueue)
+    hunt = _hunt_save(
+        user=user, pairs=pairs, rule=rule, enqueue=enqueue, facts_only=ruleset.yara_facts_only
+    )
     if ruleset.errors:
         RetroHunt.objects.filter(pk=hunt.pk).update(
             error="; ".join(f"{e.name}: {e.message}" for e in ruleset.errors)[:2000]
@@ -145,6 +182,7 @@ def _hunt_save(
     pairs: list[tuple[RuleRecord, int | None]],
     rule: dict[str, Any] | None,
     enqueue: bool,
+    facts_only: bool = False,
 ) -> RetroHunt:
     ids = list(Sample.objects.order_by("id").values_list("id", flat=True))
     max_id = ids[-1] if ids else 0
@@ -157,8 +195,7 @@ def _hunt_save(
         clean_count=Sample.objects.filter(id__lte=max_id, label=Label.CLEAN).count(),
         total=len(ids),
     )
-    size = chunk_size()
-    groups = [ids[i : i + size] for i in range(0, len(ids), size)]
+    groups = _chunk_groups(ids, facts_only=facts_only)
     hunt.chunks_total = len(groups)
     hunt.full_clean()
     hunt.save()
@@ -303,23 +340,34 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
         plan = hunt_plan(hunt)
         by_key = plan.revision_ids
         delay = _test_delay_seconds()
-        samples = _chunk_samples(chunk, plan)
+        # rules on facts alone (Koodous): the whole chunk in one batch, before the loop, from
+        # the samples' stored facts; a sample it answers needs no model object
+        batched = (
+            chunk_facts_matches((chunk.first_id, chunk.last_id), plan.scanned)
+            if plan.scanned is not None
+            else {}
+        )
+        rows = _chunk_sample_rows(chunk)
+        skip = batched.keys() if plan.keyed is None else frozenset[int]()
+        pending = [pk for pk, _, _ in rows if pk not in skip]
+        samples = _chunk_samples(chunk, plan, None if len(pending) == len(rows) else pending)
         found: list[HuntMatch] = []
         errors = 0
         size = 0
-        keyed, keyed_ok = _chunk_keyed_matches(chunk, plan, samples)
-        # rules on facts alone (Koodous): the whole chunk in one batch, before the loop
-        batched = chunk_facts_matches(samples, plan.scanned) if plan.scanned is not None else {}
+        keyed, keyed_ok = _chunk_keyed_matches(chunk, plan, list(samples.values()))
         worked = 0  # samples matched one by one (keyed-only samples cost next to nothing)
-        for sample in samples:
-            if plan.keyed is not None and sample.pk not in keyed_ok:
+        for pk, sample_size, label in rows:
+            sample = samples.get(pk)
+            if sample is None and pk not in batched:
+                continue  # deleted since the hunt started
+            if plan.keyed is not None and pk not in keyed_ok:
                 ruleset: Ruleset | None = plan.full()  # no current features: analysed again
             else:
                 ruleset = plan.scanned
-            if ruleset is plan.scanned and sample.pk in batched:
-                ruleset, matches = None, keyed.get(sample.pk, []) + batched[sample.pk]
+            if ruleset is plan.scanned and pk in batched:
+                ruleset, matches = None, keyed.get(pk, []) + batched[pk]
             else:
-                matches = keyed.get(sample.pk, [])
+                matches = keyed.get(pk, [])
             if ruleset is not None or delay:
                 worked += 1
             if (
@@ -338,15 +386,16 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
                 return chunk
             if delay:
                 time.sleep(delay)
-            size += sample.size
+            size += sample_size
             if ruleset is not None:
+                assert sample is not None  # loaded: not answered by the batch
                 try:
                     matches = matches + sample_match(sample, ruleset)
                 except (AnalysisError, ScanError) as exc:
                     errors += 1
-                    log.info("hunt %s: sample %s skipped: %s", hunt.pk, sample.pk, exc)
+                    log.info("hunt %s: sample %s skipped: %s", hunt.pk, pk, exc)
                     continue
-            found += _hunt_matches(hunt, sample, matches, by_key)
+            found += _hunt_matches(hunt, (pk, label), matches, by_key)
     except SoftTimeLimitExceeded:
         _chunk_fail(chunk, f"chunk {chunk.index} took longer than the time limit")
         return chunk
@@ -360,19 +409,30 @@ def retrohunt_chunk_run(*, chunk_id: int, worker_name: str = "") -> HuntChunk | 
     return chunk
 
 
-def _chunk_samples(chunk: HuntChunk, plan: HuntPlan) -> list[Sample]:
-    """The chunk's samples, with the fields its hunt reads."""
+def _chunk_sample_rows(chunk: HuntChunk) -> list[tuple[int, int, str]]:
+    """Every sample of the chunk as (id, size, label), in id order."""
+    rows = Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id).order_by("id")
+    return list(rows.values_list("id", "size", "label"))
+
+
+def _chunk_samples(chunk: HuntChunk, plan: HuntPlan, ids: list[int] | None) -> dict[int, Sample]:
+    """The chunk's samples ``ids`` (those the facts batch did not answer; None: all), with
+    the fields its hunt reads, by id."""
+    if ids is not None and not ids:
+        return {}
     fields = ["id", "sha256", "file", "size", "label", "features_file"]
     fields += ["features_engine_version", "keys_engine_version", "package", "app_label"]
     if plan.scanned is not None and (not plan.scanned.yara_only or plan.scanned.yara_facts_only):
         # yara alone reads the facts from the unit pack, unless no rule reads bytes: then
         # the summary is all it reads
         fields.append("features")
-    return list(
-        Sample.objects.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)
-        .only(*fields)
-        .order_by("id")
-    )
+    rows = Sample.objects.only(*fields).order_by("id")
+    if ids is None:
+        return {s.pk: s for s in rows.filter(id__gte=chunk.first_id, id__lte=chunk.last_id)}
+    out: dict[int, Sample] = {}
+    for start in range(0, len(ids), 500):
+        out.update((s.pk, s) for s in rows.filter(pk__in=ids[start : start + 500]))
+    return out
 
 
 def _chunk_keyed_matches(
@@ -391,22 +451,24 @@ def _chunk_keyed_matches(
 
 def _hunt_matches(
     hunt: RetroHunt,
-    sample: Sample,
+    sample: tuple[int, str],
     matches: list[Match],
     by_key: dict[tuple[int, int], int | None],
 ) -> list[HuntMatch]:
+    """The rows of ``matches`` on ``sample`` (its id and label)."""
     if not matches:
         return []
+    sample_id, label = sample
     return [
         HuntMatch(
             hunt=hunt,
-            sample=sample,
+            sample_id=sample_id,
             signature_id=m.signature_id,
             revision_id=by_key.get((m.signature_id, m.revision)),
             revision_number=m.revision,
             name=m.name[:255],
             kind=m.kind,
-            label=sample.label,
+            label=label,
             evidence=list(m.evidence),
         )
         for m in matches

@@ -2,7 +2,8 @@
 
 - ``samples/<ab>/<sha256>``: the uploaded app, stored once per SHA-256 (``sample_file_store``).
 - ``features/<ab>/<sha256>.engine<N>.json.zst``: the full ``AppFeatures`` of one engine
-  version; the row keeps a summary without the bulky DEX tables (``sample_features_store``,
+  version; the row keeps a summary without the bulky DEX tables, and the app's ``androguard``
+  facts in compact form for Koodous facts hunts (``sample_features_store``,
   ``sample_features_load``).
 - ``units/<ab>/<key>.engine<N>.units``: the manifest and DEX bytes inflated once, so that
   retro-hunts scan them without parsing and inflating the ZIP again (engine/units.py). Keyed
@@ -33,6 +34,7 @@ from django.core.files.storage import default_storage
 
 from engine import ENGINE_VERSION
 from engine.analyze import DEFAULT_LIMITS
+from engine.facts_summary import stored_facts
 from engine.features import AppContent, AppFeatures
 from engine.ruleset import android_globals
 from engine.units import UnitsError, read_units, write_units
@@ -120,6 +122,7 @@ def sample_features_store(sample: Sample, features: AppFeatures) -> None:
         default_storage.delete(name)
     default_storage.save(name, ContentFile(blob))
     sample.features = features_summary(data)
+    sample.facts = _stored_facts(sample.features)
     sample.features_file = name
     sample.features_engine_version = ENGINE_VERSION
     sample.package = (features.manifest.package or "")[:255]
@@ -127,6 +130,7 @@ def sample_features_store(sample: Sample, features: AppFeatures) -> None:
     sample.save(
         update_fields=[
             "features",
+            "facts",
             "features_file",
             "features_engine_version",
             "package",
@@ -136,6 +140,15 @@ def sample_features_store(sample: Sample, features: AppFeatures) -> None:
     # the facts the gate looks up instead of reading the app (scans.featurekeys)
     sample_keys_write(sample=sample, features=features)
     sample.keys_engine_version = ENGINE_VERSION
+
+
+def _stored_facts(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The compact facts a Koodous facts hunt reads (``Sample.facts``); None when the summary
+    cannot give them (the hunt then matches the sample on its own, ``scans.hunt_match``)."""
+    try:
+        return stored_facts(summary)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def sample_features_load(sample: Sample) -> AppFeatures | None:
