@@ -18,16 +18,24 @@ Run: .venv/bin/python bench/bench_koodous_facts.py [--samples 50000] [--before-s
   - ``batch_unique``: the same over summaries made unique per copy (package, label, every
     component name and URL get a per-copy suffix; permissions and filters stay as they are):
     every app-specific value is new, the worst case for the value cache;
+  - ``batch_unique_stored_facts``: the unique rows' compact facts as a row keeps them
+    (``Sample.facts``, ``engine.facts_summary.stored_facts``) as JSON text: ``json.loads`` +
+    ``FactsBatch.match`` per 5,000 (a facts hunt's chunk), what a chunk now does per sample;
   - ``batch_eval_only``: ``FactsBatch.match`` alone on ready facts (repeated);
   - ``bytes``/``bytes_all``: ``match`` with the app's content in memory, for scale.
 - ``celery``: a fresh database, broker and media under ``--var`` (wiped first). The corpus is
-  ingested and scanned once (features stored); rows are repeated with fake SHA-256s pointing
-  at the same files, their summaries made unique as in ``batch_unique``. The 242 rules become
+  ingested and scanned once (features and compact facts stored); rows are repeated with fake
+  SHA-256s pointing at the same files, their summaries made unique as in ``batch_unique`` and
+  their compact facts stored with them, as a scan stores them. The 242 rules become
   draft yara signatures; one hunt over them is timed from ``retrohunt_create`` to finished on
   one worker (concurrency 1, prefetch 1), ``--repeat`` times: first sample by sample
   (``RETROHUNT_FACTS_BATCH = False``) over ``--before-samples`` rows, then batched over
-  ``--samples`` rows. ``chunk_samples_per_s`` divides the samples by the chunks' own run time
-  (claim to commit), without the hunt's start (compiling the rules) and the broker's latency.
+  ``--samples`` rows (chunks of ``--chunk``, and 10 times that for the batched facts hunt over
+  current samples: ``scans.retrohunts.FACTS_CHUNK_FACTOR``). ``chunk_samples_per_s``
+  divides the samples by the chunks' own run time (claim to commit), without the hunt's start
+  (compiling the rules) and the broker's latency; ``steady_chunk_samples_per_s`` leaves out
+  the worker's first chunk too, which compiles the hunt's rules (``hunt_plan``, the batch):
+  the rate once a hunt is under way, what a million-app hunt runs at.
   ``one_process``: the same hunts with every chunk run in this process (``retrohunt_run_sync``,
   database included, no broker).
 - samples/s are medians of ``--repeat`` runs.
@@ -57,6 +65,7 @@ from workers import spawn, stop_workers, wait_ready  # noqa: E402
 from engine.analyze import analyze_with_content  # noqa: E402
 from engine.errors import AnalysisError  # noqa: E402
 from engine.facts_batch import FactsBatch, summary_facts  # noqa: E402
+from engine.facts_summary import stored_facts  # noqa: E402
 from engine.features import AppContent, AppFeatures, RuleRecord  # noqa: E402
 from engine.importers import parse_path  # noqa: E402
 from engine.kinds import _yara_source  # noqa: E402
@@ -65,6 +74,7 @@ from engine.ruleset import FactsScanner, android_globals, compile_ruleset, match
 CORPUS = ROOT.parent / "shared" / "corpus"
 RESULTS = ROOT / "bench" / "results" / "koodous_facts.json"
 CHUNK = 500
+FACTS_CHUNK = 5000  # a facts hunt's chunk over current samples (scans.retrohunts)
 
 
 def koodous_records() -> list[RuleRecord]:
@@ -162,6 +172,14 @@ def in_process(
     uniques = [unique(summaries[i % len(summaries)], i) for i in range(n)]
     ready = [summary_facts(s) for s in repeated]
 
+    stored = [json.dumps(stored_facts(s)) for s in uniques]
+
+    def stored_run(count: int) -> None:
+        for entry in warm.by_fact.values():
+            entry.answers.clear()
+        for start in range(0, count, FACTS_CHUNK):
+            warm.match([json.loads(t) for t in stored[start : min(count, start + FACTS_CHUNK)]])
+
     def eval_only(count: int) -> None:
         for start in range(0, count, CHUNK):
             warm.match(ready[start : min(count, start + CHUNK)])
@@ -179,6 +197,7 @@ def in_process(
         "per_sample_yara": rate(per_sample, min(n, 3000), args.repeat),
         "batch_repeated": rate(batch_over(repeated, False), n, args.repeat),
         "batch_unique": rate(batch_over(uniques, True), n, args.repeat),
+        "batch_unique_stored_facts": rate(stored_run, n, args.repeat),
         "batch_eval_only": rate(eval_only, n, args.repeat),
     }
     if not args.no_bytes:
@@ -273,7 +292,8 @@ def grow(total: int, originals_count: int) -> int:
                 label=Label.CLEAN,
                 package=o.package,
                 app_label=o.app_label,
-                features=unique(o.features or {}, n),
+                features=(features := unique(o.features or {}, n)),
+                facts=stored_facts(features),  # as a scan stores them (scans.storage)
                 features_file=o.features_file,
                 features_engine_version=o.features_engine_version,
                 last_seen=now,
@@ -302,14 +322,19 @@ def celery_hunt(ids: list[int], timeout: float) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     if hunt.status != HuntStatus.FINISHED:
         raise RuntimeError(f"hunt {hunt.pk} {hunt.status}: {hunt.error}")
-    chunk_seconds = sum(
-        (c.finished_at - c.started_at).total_seconds()
+    timed = sorted(
+        (c.started_at, (c.finished_at - c.started_at).total_seconds(), c.sample_count)
         for c in hunt.chunks.all()
         if c.started_at and c.finished_at
     )
+    chunk_seconds = sum(seconds for _, seconds, _ in timed)
+    # without the worker's first chunk, which compiles the hunt's rules (hunt_plan, the batch)
+    steady = (sum(n for _, _, n in timed[1:]), sum(seconds for _, seconds, _ in timed[1:]))
     return {
         "seconds": elapsed,
+        "chunks": hunt.chunks_total,
         "chunk_seconds": chunk_seconds,
+        "steady": steady,
         "scanned": hunt.scanned,
         "errors": hunt.errors,
         "matches": hunt.match_count,
@@ -337,6 +362,10 @@ def sync_runs(ids: list[int], batch: bool, args: Any) -> dict[str, Any]:
 
 
 def celery_runs(env: dict[str, str], var: Path, ids: list[int], batch: bool, args: Any) -> Any:
+    from django.conf import settings
+
+    # the hunt is created here: its chunks are cut for the path the worker takes
+    settings.RETROHUNT_FACTS_BATCH = batch
     name = f"bench-koodous-{'batch' if batch else 'each'}-{os.getpid()}"
     log = var / f"{name}.log"
     code = WORKER.format(batch=batch, name=name)
@@ -346,16 +375,22 @@ def celery_runs(env: dict[str, str], var: Path, ids: list[int], batch: bool, arg
         runs = [celery_hunt(ids, args.timeout) for _ in range(args.repeat)]
     finally:
         stop_workers([proc])
+        settings.RETROHUNT_FACTS_BATCH = True
     walls = [r["scanned"] / r["seconds"] for r in runs]
     chunks = [r["scanned"] / r["chunk_seconds"] for r in runs if r["chunk_seconds"]]
+    steady = [r["steady"][0] / r["steady"][1] for r in runs if r["steady"][1]]
     return {
         "path": "batch" if batch else "per_sample",
         "samples": runs[0]["scanned"],
+        "chunks": runs[0]["chunks"],
         "errors": runs[0]["errors"],
         "matches": runs[0]["matches"],
         "hunt_seconds": [round(r["seconds"], 2) for r in runs],
         "samples_per_s_per_worker": round(statistics.median(walls)),
         "chunk_samples_per_s_per_worker": round(statistics.median(chunks)) if chunks else None,
+        "steady_chunk_samples_per_s_per_worker": (
+            round(statistics.median(steady)) if steady else None
+        ),
     }
 
 

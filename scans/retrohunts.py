@@ -1,8 +1,9 @@
 """Write paths of retro-hunts: run signature revisions (or an unsaved rule) over every sample.
 
 - ``retrohunt_create``: snapshot the rules, fix the samples covered (``id <= max_sample_id``),
-  split them into chunks of RETROHUNT_CHUNK_SIZE and send each chunk to queue ``hunts`` after
-  the transaction commits, so several workers share one hunt.
+  split them into chunks of RETROHUNT_CHUNK_SIZE (up to FACTS_CHUNK_FACTOR times more for a
+  hunt of facts-only rules over samples with current features) and send each chunk to queue
+  ``hunts`` after the transaction commits, so several workers share one hunt.
 - ``retrohunt_chunk_run``: the body of the chunk task. Idempotent: a chunk is claimed with a
   compare-and-swap; a finished chunk is left alone; a chunk whose worker died is taken over
   (``scans.leases``, the scans' rules: ``CHUNK_LEASE``); the chunk's matches are replaced,
