@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import gc
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -92,6 +95,29 @@ def chunk_facts_matches(id_range: tuple[int, int], ruleset: Ruleset) -> dict[int
     if not ruleset.yara_facts_only or not facts_batch_enabled():
         return {}
     batch, rest = _facts_batch(ruleset)
+    with _gc_paused():
+        return _chunk_facts_matches(id_range, batch, rest)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while a chunk decodes and batches its facts: thousands of
+    small acyclic dicts and lists (freed by reference counting) would otherwise trigger
+    collections that walk the worker's whole heap, the compiled rules and the batch's
+    remembered answers included; measured, 40 % of a 5,000-sample chunk. Cycles made
+    meanwhile are collected once it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _chunk_facts_matches(
+    id_range: tuple[int, int], batch: FactsBatch, rest: Ruleset | None
+) -> dict[int, list[Match]]:
     first, last = id_range
     current = (
         Sample.objects.filter(id__gte=first, id__lte=last, features_engine_version=ENGINE_VERSION)
