@@ -20,7 +20,8 @@ Run: .venv/bin/python bench/bench_koodous_facts.py [--samples 50000] [--before-s
     every app-specific value is new, the worst case for the value cache;
   - ``batch_unique_stored_facts``: the unique rows' compact facts as a row keeps them
     (``Sample.facts``, ``engine.facts_summary.stored_facts``) as JSON text: ``json.loads`` +
-    ``FactsBatch.match`` per 5,000 (a facts hunt's chunk), what a chunk now does per sample;
+    ``FactsBatch.match`` per 5,000 (a facts hunt's chunk), what a chunk now does per sample
+    (with Python's cycle collector on, which a chunk pauses: ``scans.hunt_match``);
   - ``batch_eval_only``: ``FactsBatch.match`` alone on ready facts (repeated);
   - ``bytes``/``bytes_all``: ``match`` with the app's content in memory, for scale.
 - ``celery``: a fresh database, broker and media under ``--var`` (wiped first). The corpus is
