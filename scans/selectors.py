@@ -107,7 +107,7 @@ class SampleFilter(django_filters.FilterSet):
 
 
 def sample_list(*, filters: Any = None) -> SampleFilter:
-    qs = Sample.objects.select_related("family", "uploaded_by").defer("features")
+    qs = Sample.objects.select_related("family", "uploaded_by").defer("features", "facts")
     return SampleFilter(filters or {}, queryset=qs.order_by("-last_seen", "-id"))
 
 
@@ -138,7 +138,7 @@ class ScanFilter(django_filters.FilterSet):
 
 def scan_list(*, filters: Any = None) -> ScanFilter:
     qs = ScanJob.objects.select_related("sample", "requested_by").defer(
-        "matches", "sample__features"
+        "matches", "sample__features", "sample__facts"
     )
     return ScanFilter(filters or {}, queryset=qs.order_by("-id"))
 
