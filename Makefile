@@ -44,19 +44,32 @@ typecheck: install-dev
 pytest: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# make test runs the suite in two parts (docs/decisions.md, "Test suite speed"):
+# - the fast part (no test marked integration or browser) on TEST_WORKERS processes
+#   (pytest-xdist; conftest.py gives each its own var folder);
+# - then the tests that start Celery workers, run_portal or chromium, one at a time: they
+#   have their own processes and deadlines, and two at a time on two cores only slow both.
+# MARKS narrows both parts (CI: MARKS="not second_machine"); PYTEST_ARGS goes to both, and a
+# part it leaves empty is not an error. `make pytest` runs pytest as given.
+TEST_WORKERS ?= 2
+MARKS ?=
+TEST_VAR := PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test}
+AND_MARKS = $(if $(MARKS), and ($(MARKS)),)
+NONE_SELECTED_IS_OK := || [ $$? -eq 5 ]
+
 test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
-	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) manage.py makemigrations --check --dry-run
-	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_VAR) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_VAR) $(PY) -m pytest -n $(TEST_WORKERS) -m "not integration and not browser$(AND_MARKS)" $(PYTEST_ARGS) $(NONE_SELECTED_IS_OK)
+	$(TEST_VAR) $(PY) -m pytest -m "(integration or browser)$(AND_MARKS)" $(PYTEST_ARGS) $(NONE_SELECTED_IS_OK)
 
-# The fast part: no test that starts a worker, run_portal or a browser (markers in
-# pyproject.toml). For the edit-run loop; make test and CI run everything.
+# The fast part alone, for the edit-run loop; make test and CI run everything.
 .PHONY: test-fast
 test-fast: install-dev
-	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	$(TEST_VAR) $(PY) -m pytest -n $(TEST_WORKERS) -m "not integration and not browser$(AND_MARKS)" $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing of the engine's parsers (docs/fuzzing.md). `fuzz`: each harness
 # FUZZ_SECONDS (10 min) one after another; `fuzz-ci`: 60 s each. A crash exits 1 and names

@@ -307,6 +307,17 @@ def login(page: Any) -> Callable[[User], Any]:
     return do_login
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Under pytest-xdist (``make test`` runs the fast part on two), each worker process gets
+    its own var folder, ``$PORTAL_VAR_DIR/xdist-gwN``: two sharing one would share the SQLite
+    test database, media, the release repository, the TUF keys and the broker folder. Settings
+    read PORTAL_VAR_DIR once, when the worker starts, so it is set in the worker's environment
+    (execnet's ``env:``) before that."""
+    for spec in specs:
+        spec.env["PORTAL_VAR_DIR"] = str(Path(settings.VAR_DIR) / f"xdist-{spec.id}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Tests render templates without running collectstatic first.
     # Each test run starts with no log-in failures or throttle counts remembered.
