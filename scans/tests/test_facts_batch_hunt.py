@@ -51,8 +51,8 @@ def test_a_batched_koodous_hunt_finds_what_the_sample_by_sample_path_finds(
     calls: list[int] = []
     batch = retrohunts.chunk_facts_matches
 
-    def counted(samples: list[Any], ruleset: Any) -> Any:
-        out = batch(samples, ruleset)
+    def counted(id_range: tuple[int, int], ruleset: Any) -> Any:
+        out = batch(id_range, ruleset)
         calls.append(len(out))
         return out
 
