@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.features import RuleRecord
@@ -31,17 +31,8 @@ UNSAVED_NAME = "unsaved {kind} rule"
 
 # --- the rules asked for -----------------------------------------------------------------------
 def record_dict(record: RuleRecord, revision_id: int | None) -> dict[str, Any]:
-    return {
-        "revision_id": revision_id,
-        "id": record.id,
-        "revision": record.revision,
-        "name": record.name,
-        "kind": record.kind,
-        "body": record.body,
-        "severity": record.severity,
-        "noisy": record.noisy,
-        "min_engine": record.min_engine,
-    }
+    """What a hunt keeps of a rule: the record's fields, and the revision it came from."""
+    return {"revision_id": revision_id, **asdict(record)}
 
 
 def hunt_records(hunt: RetroHunt) -> list[RuleRecord]:
