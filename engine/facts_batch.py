@@ -188,6 +188,10 @@ class _FactPreds:
                     candidates.setdefault(k, set()).add(atom)
         return candidates
 
+    def answer_left_to_yara(self, value: str) -> set[int]:
+        """The predicates ``by_yara`` that ``value`` satisfies."""
+        return self._yara(value, self.few)
+
     def _yara(self, value: str, scanner: yara_x.Scanner | None = None) -> set[int]:
         if scanner is None:
             if self._scanner is None:
