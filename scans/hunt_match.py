@@ -17,17 +17,28 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from engine import ENGINE_VERSION
 from engine.analyze import analyze_with_content, read_content
 from engine.facts_batch import FactsBatch
+from engine.facts_segment import (
+    SEGMENT_IDS,
+    SEGMENT_VERSION,
+    Segment,
+    SegmentPlan,
+    block_of,
+    positions_mask,
+    segment_encode,
+    segment_match,
+)
 from engine.facts_summary import facts_current, stored_facts
 from engine.features import AppContent, AppFeatures, Match
 from engine.ruleset import FactsScanner, Ruleset, android_globals, compile_ruleset
 from engine.ruleset import match as engine_match
 from engine.ruleset import match_yara as engine_match_yara
 from scans.featurekeys import summary_features
-from scans.models import Sample
+from scans.models import FactsSegment, Sample
 from scans.storage import (
     ScanError,
     local_path,
@@ -63,21 +74,23 @@ def _facts_scanner(ruleset: Ruleset) -> FactsScanner:
     return scanner
 
 
-# Koodous facts rules answered for a whole chunk at once (engine.facts_batch), per ruleset as
-# above; the records it cannot answer keep FactsScanner, compiled apart as ``rest``
-_facts_batches: OrderedDict[int, tuple[Ruleset, FactsBatch, Ruleset | None]] = OrderedDict()
+# Koodous facts rules answered for a whole chunk at once (engine.facts_batch, over segments:
+# engine.facts_segment), per ruleset as above; the records it cannot answer keep FactsScanner,
+# compiled apart as ``rest``
+_facts_batches: OrderedDict[int, tuple[Ruleset, SegmentPlan, Ruleset | None]] = OrderedDict()
 
 
-def _facts_batch(ruleset: Ruleset) -> tuple[FactsBatch, Ruleset | None]:
+def _facts_batch(ruleset: Ruleset) -> tuple[SegmentPlan, Ruleset | None]:
     found = _facts_batches.get(id(ruleset))
     if found is not None and found[0] is ruleset:
         return found[1], found[2]
     batch = FactsBatch(ruleset.records, ruleset.yara_namespaces.values())
     rest = compile_ruleset([ruleset.records[i] for i in batch.rest]) if batch.rest else None
-    _facts_batches[id(ruleset)] = (ruleset, batch, rest)
+    plan = SegmentPlan(batch)
+    _facts_batches[id(ruleset)] = (ruleset, plan, rest)
     while len(_facts_batches) > 8:
         _facts_batches.popitem(last=False)
-    return batch, rest
+    return plan, rest
 
 
 def facts_batch_enabled() -> bool:
@@ -87,16 +100,19 @@ def facts_batch_enabled() -> bool:
 
 def chunk_facts_matches(id_range: tuple[int, int], ruleset: Ruleset) -> dict[int, list[Match]]:
     """``sample_match`` of a facts-only ruleset for the samples with ids in ``id_range`` (a
-    chunk's, inclusive) that have current stored features, all in one batch, from the compact
-    facts in their rows (``Sample.facts``): no summary, no model object per sample. A sample
-    stored before that column (or by another engine) gets its facts computed from its summary
-    and kept. The others are left out: ``sample_match`` takes them one by one, analysing them
-    again if need be. Same matches, same evidence."""
+    chunk's, inclusive) that have current stored features, all at once: per block of ids from
+    its facts segment (``FactsSegment``, ``engine.facts_segment``: an inverted index of the
+    block's facts, so that no row is read per sample but its id), built from the compact
+    facts in the rows (``Sample.facts``) when the block has none or one that lacks too many of
+    its samples; samples stored since the segment was built are answered from their rows. A
+    sample stored before that column (or by another engine) gets its facts computed from its
+    summary and kept. The others are left out: ``sample_match`` takes them one by one,
+    analysing them again if need be. Same matches, same evidence."""
     if not ruleset.yara_facts_only or not facts_batch_enabled():
         return {}
-    batch, rest = _facts_batch(ruleset)
+    plan, rest = _facts_batch(ruleset)
     with _gc_paused():
-        return _chunk_facts_matches(id_range, batch, rest)
+        return _chunk_facts_matches(id_range, plan, rest)
 
 
 @contextmanager
@@ -116,31 +132,103 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _chunk_facts_matches(
-    id_range: tuple[int, int], batch: FactsBatch, rest: Ruleset | None
+    id_range: tuple[int, int], plan: SegmentPlan, rest: Ruleset | None
 ) -> dict[int, list[Match]]:
     first, last = id_range
+    batch = plan.batch
     current = (
         Sample.objects.filter(id__gte=first, id__lte=last, features_engine_version=ENGINE_VERSION)
         .exclude(features_file="")
         .order_by("id")
     )
-    ids: list[int] = []
-    facts: list[dict[str, Any]] = []
-    missing: list[int] = []
-    for pk, stored in current.values_list("id", "facts"):
-        if facts_current(stored):
-            ids.append(pk)
-            facts.append(stored)
-        else:
-            missing.append(pk)
-    if missing:
-        for pk, stored in _facts_keep(missing).items():
-            ids.append(pk)
-            facts.append(stored)
-    found = batch.match(facts) if batch.rules else [[] for _ in ids]
+    out: dict[int, list[Match]] = {}
+    by_block: dict[int, list[int]] = {}
+    for pk in current.values_list("id", flat=True):
+        by_block.setdefault(block_of(pk), []).append(pk)
+    stored = {
+        row.block: row
+        for row in FactsSegment.objects.filter(block__in=list(by_block), version=SEGMENT_VERSION)
+    }
+    for block, ids in by_block.items():
+        found = stored.get(block)
+        segment = Segment.decode(bytes(found.data)) if found is not None else None
+        held = set(segment.ids()) if segment is not None else set()
+        uncovered = [pk for pk in ids if pk not in held]
+        if segment is None or len(uncovered) > _SEGMENT_SLACK:
+            # no segment, or one that lacks too many samples: built (again) from the rows
+            segment = _segment_build(block)
+            held = set(segment.ids())
+            uncovered = [pk for pk in ids if pk not in held]
+        base = segment.base
+        everyone = positions_mask([pk - base for pk in ids if pk in held])
+        found_here = segment_match(plan, segment, everyone) if batch.rules else {}
+        for pk in ids:
+            if pk in held:
+                out[pk] = found_here.get(pk - base, [])
+        if uncovered:
+            out.update(_rows_facts_matches(uncovered, batch))
     if rest is None:
-        return dict(zip(ids, found, strict=True))
-    return _rest_matches(ids, found, rest)
+        return out
+    ids = sorted(out)
+    return _rest_matches(ids, [out[pk] for pk in ids], rest)
+
+
+# a block's segment is built again when more of its current samples than this are not in it
+# (stored since it was built); fewer are answered from their rows
+_SEGMENT_SLACK = 64
+
+
+def _rows_facts(ids: list[int]) -> tuple[list[int], list[dict[str, Any]]]:
+    """The compact facts of samples ``ids`` (ascending, current features), from their rows; a
+    row without a current form gets it computed and kept (``_facts_keep``). A sample whose
+    facts cannot be read is left out: ``sample_match`` takes it."""
+    found: dict[int, dict[str, Any]] = {}
+    missing: list[int] = []
+    for start in range(0, len(ids), 2000):
+        rows = Sample.objects.filter(pk__in=ids[start : start + 2000])
+        for pk, stored in rows.values_list("id", "facts"):
+            if facts_current(stored):
+                found[pk] = stored
+            else:
+                missing.append(pk)
+    if missing:
+        found.update(_facts_keep(missing))
+    kept = sorted(found)
+    return kept, [found[pk] for pk in kept]
+
+
+def _rows_facts_matches(ids: list[int], batch: FactsBatch) -> dict[int, list[Match]]:
+    kept, facts = _rows_facts(ids)
+    found = batch.match(facts) if batch.rules else [[] for _ in kept]
+    return dict(zip(kept, found, strict=True))
+
+
+def _segment_build(block: int) -> Segment:
+    """The segment of every sample of ``block`` with current features (not only a chunk's:
+    the next hunt's chunks may be cut elsewhere), from their rows, kept for the next hunts.
+    Another machine's hunt may build the same block at once: the last one written stays,
+    and both are right, a sample's facts being the same for one engine."""
+    first = block * SEGMENT_IDS
+    current = Sample.objects.filter(
+        id__gte=first, id__lt=first + SEGMENT_IDS, features_engine_version=ENGINE_VERSION
+    ).exclude(features_file="")
+    kept, facts = _rows_facts(list(current.order_by("id").values_list("id", flat=True)))
+    data = segment_encode(block, kept, facts)
+    FactsSegment.objects.bulk_create(
+        [
+            FactsSegment(
+                block=block,
+                version=SEGMENT_VERSION,
+                apps=len(kept),
+                data=data,
+                built_at=timezone.now(),
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["block"],
+        update_fields=["version", "apps", "data", "built_at"],
+    )
+    return Segment.decode(data)
 
 
 def _facts_keep(ids: list[int]) -> dict[int, dict[str, Any]]:

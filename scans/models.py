@@ -373,3 +373,20 @@ class LookupCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha256}: {self.count}"
+
+
+class FactsSegment(models.Model):
+    """The inverted index of the compact facts (``Sample.facts``) of the samples in one block
+    of ids (``engine.facts_segment``): what a Koodous facts hunt reads instead of a row per
+    sample. Built by the first facts hunt over the block and kept for the next ones
+    (``scans.hunt_match``); one of another ``version`` (segment form, facts form, engine) is
+    built again, never read."""
+
+    block = models.BigIntegerField(unique=True)
+    version = models.CharField(max_length=64)
+    apps = models.PositiveIntegerField()
+    data = models.BinaryField()
+    built_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"facts segment {self.block} ({self.apps} apps)"

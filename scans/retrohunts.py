@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from engine import ENGINE_VERSION
 from engine.errors import AnalysisError
+from engine.facts_segment import block_of
 from engine.features import Match, RuleRecord
 from engine.ruleset import Ruleset, compile_ruleset
 from portal.audit import audit_log
@@ -110,12 +111,21 @@ def _chunk_groups(ids: list[int], *, facts_only: bool) -> list[list[int]]:
     groups: list[list[int]] = []
     group: list[int] = []
     weight = 0
-    for pk in ids:
+    analysed = 0
+    for n, pk in enumerate(ids):
         group.append(pk)
-        weight += FACTS_CHUNK_FACTOR if pk in stale else 1
-        if weight >= limit:
+        if pk in stale:
+            weight += FACTS_CHUNK_FACTOR
+            analysed += 1
+        else:
+            weight += 1
+        # a chunk ends with a block of ids (engine.facts_segment) so that each block's facts
+        # segment is read by one chunk (a block holds at most SEGMENT_IDS samples), unless it
+        # has as many samples to analyse again as a chunk may
+        boundary = n + 1 == len(ids) or block_of(ids[n + 1]) != block_of(pk)
+        if analysed >= size or (weight >= limit and boundary):
             groups.append(group)
-            group, weight = [], 0
+            group, weight, analysed = [], 0, 0
     if group:
         groups.append(group)
     return groups

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from engine.facts_segment import SEGMENT_VERSION
 from engine.facts_summary import expand_facts, facts_current, summary_facts
 from portal.models import User
-from scans.models import Sample
+from scans.models import FactsSegment, Sample
 from scans.retrohunts import FACTS_CHUNK_FACTOR, retrohunt_run_sync
 from scans.tests.conftest import SMALL_APK
 from scans.tests.factories import stored_sample
@@ -24,6 +25,10 @@ APPS = ("android.apk", "a2dp.Vol_137.apk", SMALL_APK)
 RULE = "androguard.permission(/INTERNET|BLUETOOTH/) and not androguard.package_name(/^zzz/)" + (
     " and androguard.min_sdk >= 1"
 )
+
+
+# RULE, and the SMS demo app too
+WIDER = RULE.replace("INTERNET|", "INTERNET|SMS|")
 
 
 def koodous(name: str, condition: str = RULE) -> dict[str, str]:
@@ -106,3 +111,42 @@ def test_a_facts_hunt_over_current_samples_takes_larger_chunks(
     # with the batch off, a facts hunt keeps the small chunks
     settings.RETROHUNT_FACTS_BATCH = False
     assert retrohunt_run_sync(user=researcher, rule=koodous("off")).chunks_total == 3
+
+
+def test_a_facts_hunt_keeps_an_index_of_each_block_and_reads_it_next_time(
+    analysed: list[Sample], researcher: User, corpus: Path, settings: Any
+) -> None:
+    # given the answer of a hunt that built the blocks' facts segments from the rows
+    first = retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))
+    segments = list(FactsSegment.objects.all())
+    assert [(s.version, s.apps) for s in segments] == [(SEGMENT_VERSION, 3)]
+    want = found(first)
+    assert len(want) == 2
+    # when the rows' facts say something else (which a scan never writes: a sample's facts
+    # are a function of its file and the engine), the next hunt still answers from the
+    # segment, not from the rows: it reads no row's facts
+    Sample.objects.update(facts={"_format": [0, 0]})
+    assert found(retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))) == want
+    assert FactsSegment.objects.get().built_at == segments[0].built_at
+    # a sample whose features went stale since is not answered from the segment (analysed
+    # again), and a sample stored since is answered from its row: as sample by sample
+    Sample.objects.update(facts=None)
+    Sample.objects.filter(pk=analysed[0].pk).update(features_engine_version=None)
+    stored_sample(corpus / "apks" / "krvarma-android-samples-smsdemo.apk", user=researcher)
+    retrohunt_run_sync(user=researcher, rule=koodous("warm", "true"))  # its features stored
+    Sample.objects.filter(pk=analysed[0].pk).update(features_engine_version=None)
+    settings.RETROHUNT_FACTS_BATCH = False
+    one_by_one = found(retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER)))
+    settings.RETROHUNT_FACTS_BATCH = True
+    Sample.objects.filter(pk=analysed[0].pk).update(features_engine_version=None)
+    again = retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))
+    assert (again.scanned, again.errors) == (4, 0)
+    assert found(again) == one_by_one
+    assert len(one_by_one) == 3  # the new app hits too
+    assert FactsSegment.objects.get().apps == 3  # not built again for one new sample
+    # a segment of another version is built again, never read
+    FactsSegment.objects.update(version="0:0:0")
+    rebuilt = retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))
+    # (the same apps; the one analysed again last time named the part its condition held in)
+    assert {sha for sha, _, _ in found(rebuilt)} == {sha for sha, _, _ in found(again)}
+    assert FactsSegment.objects.get().version == SEGMENT_VERSION
