@@ -22,6 +22,9 @@ Run: .venv/bin/python bench/bench_koodous_facts.py [--samples 50000] [--before-s
     (``Sample.facts``, ``engine.facts_summary.stored_facts``) as JSON text: ``json.loads`` +
     ``FactsBatch.match`` per 5,000 (a facts hunt's chunk), what a chunk now does per sample
     (with Python's cycle collector on, which a chunk pauses: ``scans.hunt_match``);
+  - ``segments_unique``: the unique rows' facts as segments (``engine.facts_segment``, one per
+    block of 4,096 ids, encoded beforehand as a hunt keeps them): ``Segment.decode`` +
+    ``segment_match`` per block, what a chunk now does per block;
   - ``batch_eval_only``: ``FactsBatch.match`` alone on ready facts (repeated);
   - ``bytes``/``bytes_all``: ``match`` with the app's content in memory, for scale.
 - ``celery``: a fresh database, broker and media under ``--var`` (wiped first). The corpus is
@@ -29,7 +32,9 @@ Run: .venv/bin/python bench/bench_koodous_facts.py [--samples 50000] [--before-s
   SHA-256s pointing at the same files, their summaries made unique as in ``batch_unique`` and
   their compact facts stored with them, as a scan stores them. The 242 rules become
   draft yara signatures; one hunt over them is timed from ``retrohunt_create`` to finished on
-  one worker (concurrency 1, prefetch 1), ``--repeat`` times: first sample by sample
+  one worker (concurrency 1, prefetch 1), ``--repeat`` times (the batched path once more
+  before, timed apart as ``first_hunt``: it builds the blocks' facts segments, which the
+  later hunts read; ``scans.hunt_match``): first sample by sample
   (``RETROHUNT_FACTS_BATCH = False``) over ``--before-samples`` rows, then batched over
   ``--samples`` rows (chunks of ``--chunk``, and 10 times that for the batched facts hunt over
   current samples: ``scans.retrohunts.FACTS_CHUNK_FACTOR``). ``chunk_samples_per_s``
@@ -66,6 +71,14 @@ from workers import spawn, stop_workers, wait_ready  # noqa: E402
 from engine.analyze import analyze_with_content  # noqa: E402
 from engine.errors import AnalysisError  # noqa: E402
 from engine.facts_batch import FactsBatch, summary_facts  # noqa: E402
+from engine.facts_segment import (  # noqa: E402
+    SEGMENT_IDS,
+    Segment,
+    SegmentPlan,
+    positions_mask,
+    segment_encode,
+    segment_match,
+)
 from engine.facts_summary import stored_facts  # noqa: E402
 from engine.features import AppContent, AppFeatures, RuleRecord  # noqa: E402
 from engine.importers import parse_path  # noqa: E402
@@ -181,6 +194,21 @@ def in_process(
         for start in range(0, count, FACTS_CHUNK):
             warm.match([json.loads(t) for t in stored[start : min(count, start + FACTS_CHUNK)]])
 
+    plan = SegmentPlan(warm)
+    segments = [
+        segment_encode(
+            block,
+            list(range(block * SEGMENT_IDS, min(n, (block + 1) * SEGMENT_IDS))),
+            [json.loads(t) for t in stored[block * SEGMENT_IDS : (block + 1) * SEGMENT_IDS]],
+        )
+        for block in range((n + SEGMENT_IDS - 1) // SEGMENT_IDS)
+    ]
+
+    def segments_run(count: int) -> None:
+        for data in segments[: (count + SEGMENT_IDS - 1) // SEGMENT_IDS]:
+            segment = Segment.decode(data)
+            segment_match(plan, segment, positions_mask(list(segment.positions)))
+
     def eval_only(count: int) -> None:
         for start in range(0, count, CHUNK):
             warm.match(ready[start : min(count, start + CHUNK)])
@@ -199,6 +227,7 @@ def in_process(
         "batch_repeated": rate(batch_over(repeated, False), n, args.repeat),
         "batch_unique": rate(batch_over(uniques, True), n, args.repeat),
         "batch_unique_stored_facts": rate(stored_run, n, args.repeat),
+        "segments_unique": rate(segments_run, n, args.repeat),
         "batch_eval_only": rate(eval_only, n, args.repeat),
     }
     if not args.no_bytes:
@@ -373,6 +402,9 @@ def celery_runs(env: dict[str, str], var: Path, ids: list[int], batch: bool, arg
     proc = spawn([sys.executable, "-c", code], env, log)
     try:
         wait_ready(log, proc=proc)
+        # the first batched hunt builds the blocks' facts segments (scans.hunt_match): timed
+        # apart; the runs after it read them, as every later hunt does
+        first = celery_hunt(ids, args.timeout) if batch else None
         runs = [celery_hunt(ids, args.timeout) for _ in range(args.repeat)]
     finally:
         stop_workers([proc])
@@ -381,7 +413,15 @@ def celery_runs(env: dict[str, str], var: Path, ids: list[int], batch: bool, arg
     chunks = [r["scanned"] / r["chunk_seconds"] for r in runs if r["chunk_seconds"]]
     steady = [r["steady"][0] / r["steady"][1] for r in runs if r["steady"][1]]
     return {
-        "path": "batch" if batch else "per_sample",
+        "path": "segments" if batch else "per_sample",
+        **(
+            {
+                "first_hunt_seconds": round(first["seconds"], 2),
+                "first_hunt_samples_per_s_per_worker": round(first["scanned"] / first["seconds"]),
+            }
+            if first
+            else {}
+        ),
         "samples": runs[0]["scanned"],
         "chunks": runs[0]["chunks"],
         "errors": runs[0]["errors"],
