@@ -324,18 +324,33 @@ def matches_empty(regexes: Iterable[str]) -> set[str]:
     return {r for r in wanted if _EMPTY_CACHE.get(r)}
 
 
+def prepare(sources: Iterable[str]) -> None:
+    """Ask yara-x about the call patterns of many rules at once (``matches_empty``), before
+    rewriting them one by one: one compile instead of one per rule (a ruleset's start)."""
+    regexes: set[str] = set()
+    for source in sources:
+        if not isinstance(source, str) or MODULE not in source:
+            continue
+        tokens = _yara_source.tokenize(source)
+        regexes.update(
+            t.text
+            for k, t in enumerate(tokens)
+            if t.kind == "regex" and k >= 3 and tokens[k - 1].text == "("
+        )
+    if regexes:
+        matches_empty(regexes)
+
+
 def _ask_yara(regexes: list[str]) -> dict[str, bool]:
     compiler = yara_x.Compiler(relaxed_re_syntax=True)
+    source = "".join(f'rule e{n} {{ condition: "" matches {r} }}\n' for n, r in enumerate(regexes))
     try:
-        for n, regex in enumerate(regexes):
-            compiler.add_source(f'rule e{n} {{ condition: "" matches {regex} }}')
+        compiler.add_source(source)
     except yara_x.CompileError:
         if len(regexes) == 1:
             return {regexes[0]: False}  # the rule's own compile reports the pattern's error
-        answers: dict[str, bool] = {}
-        for regex in regexes:
-            answers.update(_ask_yara([regex]))
-        return answers
+        half = len(regexes) // 2  # the bad pattern is in one half: ask each apart
+        return {**_ask_yara(regexes[:half]), **_ask_yara(regexes[half:])}
     hits = {m.identifier for m in yara_x.Scanner(compiler.build()).scan(b"").matching_rules}
     return {regex: f"e{n}" in hits for n, regex in enumerate(regexes)}
 

@@ -8,6 +8,7 @@ of is left for the compiler to report.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -45,8 +46,25 @@ class Token:
     kind: str  # "ident", "string", "regex", "number", "var", "punct"
 
 
+def tokenize(source: str) -> list[Token]:
+    """The tokens of ``source`` (a new list; the tokens are frozen). A rule's source is read
+    by several passes as a ruleset compiles (structure, rewrite, reads_bytes, the facts
+    batch): the tokens of the last few hundred sources (of a rule's usual size) are kept."""
+    if len(source) > _CACHED_SOURCE_MAX:
+        return _tokenize(source)
+    return list(_tokenize_cached(source))
+
+
+_CACHED_SOURCE_MAX = 16_384
+
+
+@functools.lru_cache(maxsize=512)
+def _tokenize_cached(source: str) -> tuple[Token, ...]:
+    return tuple(_tokenize(source))
+
+
 # a hand-written lexer: one branch per token class
-def tokenize(source: str) -> list[Token]:  # noqa: C901, PLR0912, PLR0915
+def _tokenize(source: str) -> list[Token]:  # noqa: C901, PLR0912, PLR0915
     tokens: list[Token] = []
     i, line, n = 0, 1, len(source)
     while i < n:

@@ -84,6 +84,7 @@ class YaraIndex(KindIndex):
         good: list[int] = []
         sources: dict[int, str] = {}  # what yara-x compiles (a Koodous rule: its rewrite)
         compiler = yara_kind.new_compiler()
+        androguard.prepare(records[index].body for index in self.pending)
         for index in self.pending:
             record = records[index]
             structure_errors, _, _ = yara_kind.structure_issues(record.body)
