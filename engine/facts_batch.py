@@ -101,7 +101,7 @@ class _FactPreds:
                 self.trigrams.setdefault(atom[:3], []).append((atom, pid, pattern))
                 self.by_atom.setdefault(atom, []).append((pid, pattern))
         self.atoms = list(self.by_atom)
-        self.atom_scanner = _atom_scanner(self.atoms) if self.atoms else None
+        self._atom_scanner: yara_x.Scanner | None = None  # built when ``resolve`` first needs it
         self.preds = preds
         self._scanner: yara_x.Scanner | None = None  # built at the first non-ASCII value
         self.few = _yara_tests([(pid, p) for pid, p in preds if pid in self.by_yara])
@@ -136,7 +136,7 @@ class _FactPreds:
         """``answer`` for many new distinct values at once, into ``answers``: the patterns'
         literal runs are found by one yara-x scan over all the values (one after the other,
         a newline apart; no run holds a newline), then only the candidates are tried."""
-        if self.atom_scanner is None or len(values) < 8:
+        if not self.atoms or len(values) < 8:
             for value in values:
                 self.answers[value] = self.answer(value)
             return
@@ -170,13 +170,14 @@ class _FactPreds:
     def _candidates(self, lowered: list[bytes]) -> dict[int, set[int]] | None:
         """{value index: the literal runs it contains}, by one scan of all the (lower-case)
         values a newline apart; None when a run matched too often to be counted."""
-        assert self.atom_scanner is not None
+        if self._atom_scanner is None:
+            self._atom_scanner = literal_scanner(self.atoms)
         starts: list[int] = []
         at = 0
         for data in lowered:
             starts.append(at)
             at += len(data) + 1
-        results = self.atom_scanner.scan(b"\n".join(lowered))
+        results = self._atom_scanner.scan(b"\n".join(lowered))
         candidates: dict[int, set[int]] = {}
         for rule in results.matching_rules:
             atom = int(rule.identifier[1:])
@@ -204,12 +205,14 @@ class _FactPreds:
 _MAX_MATCHES = 1_000_000
 
 
-def _atom_scanner(atoms: list[bytes]) -> yara_x.Scanner:
-    """A rule ``a<n>`` per literal run, as exact bytes."""
+def literal_scanner(atoms: list[bytes]) -> yara_x.Scanner:
+    """A rule ``a<n>`` per literal run, as exact bytes (one source: one compile)."""
     compiler = yara_x.Compiler()
+    rules = []
     for n, atom in enumerate(atoms):
         hexed = " ".join(f"{b:02x}" for b in atom)
-        compiler.add_source(f"rule a{n} {{ strings: $a = {{ {hexed} }} condition: $a }}\n")
+        rules.append(f"rule a{n} {{ strings: $a = {{ {hexed} }} condition: $a }}\n")
+    compiler.add_source("".join(rules))
     scanner = yara_x.Scanner(compiler.build())
     scanner.max_matches_per_pattern(_MAX_MATCHES)
     return scanner
@@ -220,12 +223,14 @@ def _yara_tests(preds: list[tuple[int, Pred]]) -> yara_x.Scanner:
     ``engine.androguard`` writes for one value."""
     compiler = yara_x.Compiler(relaxed_re_syntax=True)
     compiler.define_global("v", "")
+    rules = []
     for pid, pred in preds:
         if pred.kind == "regex":
             condition = f"v matches {pred.token}"
         else:
             condition = f'v != "" and v iequals {pred.token}'
-        compiler.add_source(f"rule p{pid} {{ condition: {condition} }}\n")
+        rules.append(f"rule p{pid} {{ condition: {condition} }}\n")
+    compiler.add_source("".join(rules))  # each compiled in the rule it came from: no error
     return yara_x.Scanner(compiler.build())
 
 

@@ -40,7 +40,14 @@ from typing import Any
 import yara_x
 
 from engine import ENGINE_VERSION, androguard
-from engine.facts_batch import _LIST_FACTS, _MAX_MATCHES, FactsBatch, _bits, _FactPreds
+from engine.facts_batch import (
+    _LIST_FACTS,
+    _MAX_MATCHES,
+    FactsBatch,
+    _bits,
+    _FactPreds,
+    literal_scanner,
+)
 from engine.facts_eval import evaluate
 from engine.facts_summary import FACTS_FORMAT
 from engine.features import Match
@@ -223,30 +230,25 @@ class _FactPlan:
         # the literal runs (rules a<n>), then each string argument between newlines
         equals = [e for e in entry.equals if b"\n" not in e]  # no plain value holds a newline
         self.equal_preds = [entry.equals[e] for e in equals]
-        self.runs = _literal_scanner([*entry.atoms, *(b"\n" + e + b"\n" for e in equals)])
+        runs = [*entry.atoms, *(b"\n" + e + b"\n" for e in equals)]
+        self.runs = literal_scanner(runs) if runs else None
         # the predicates left to yara-x: every plain value is tried when one of them is a
         # string or an anchored pattern, else only those yara-x finds one of their patterns in
         tokens = [pred.token for pid, pred in entry.preds if pid in entry.by_yara]
-        self.yara_every = any(not t.startswith("/") or not _unanchored(t) for t in tokens)
-        self.yara_patterns = None if self.yara_every or not tokens else _pattern_scanner(tokens)
+        every = any(not t.startswith("/") or not _unanchored(t) for t in tokens)
+        self.yara_patterns = None if every or not tokens else _pattern_scanner(tokens)
+        self.yara_every = bool(tokens) and self.yara_patterns is None
 
 
-def _literal_scanner(atoms: list[bytes]) -> yara_x.Scanner | None:
-    if not atoms:
-        return None
-    compiler = yara_x.Compiler()
-    for n, atom in enumerate(atoms):
-        hexed = " ".join(f"{b:02x}" for b in atom)
-        compiler.add_source(f"rule a{n} {{ strings: $a = {{ {hexed} }} condition: $a }}\n")
-    scanner = yara_x.Scanner(compiler.build())
-    scanner.max_matches_per_pattern(_MAX_MATCHES)
-    return scanner
-
-
-def _pattern_scanner(tokens: list[str]) -> yara_x.Scanner:
+def _pattern_scanner(tokens: list[str]) -> yara_x.Scanner | None:
+    """A rule ``y<n>`` per pattern, as a string of the rule; None if yara-x refuses one as a
+    string (one it can run in ``matches`` only): then every value is tried."""
     compiler = yara_x.Compiler(relaxed_re_syntax=True)
-    for n, token in enumerate(tokens):
-        compiler.add_source(f"rule y{n} {{ strings: $a = {token} condition: $a }}\n")
+    rules = [f"rule y{n} {{ strings: $a = {t} condition: $a }}\n" for n, t in enumerate(tokens)]
+    try:
+        compiler.add_source("".join(rules))
+    except yara_x.CompileError:
+        return None
     scanner = yara_x.Scanner(compiler.build())
     scanner.max_matches_per_pattern(_MAX_MATCHES)
     return scanner
