@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -116,6 +117,33 @@ _ruleset_cache: OrderedDict[tuple[int, str], HuntPlan] = OrderedDict()
 _RULESET_CACHE_SIZE = 2
 
 
+# compiled rulesets by what their records are (a pure function of them, so never stale): a
+# hunt run again over the same rules, or the hunt a process just created, compiles nothing
+_compiled: OrderedDict[str, Ruleset] = OrderedDict()
+_COMPILED_CACHE_SIZE = 4
+
+
+def compiled_records(records: Iterable[RuleRecord]) -> Ruleset:
+    """``compile_ruleset(records)``, remembered per process by the records' content."""
+    records = list(records)
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(repr(record).encode())
+        digest.update(b"\n")
+    key = digest.hexdigest()
+    with _cache_lock:
+        found = _compiled.get(key)
+        if found is not None:
+            _compiled.move_to_end(key)
+            return found
+    ruleset = compile_ruleset(records)
+    with _cache_lock:
+        _compiled[key] = ruleset
+        while len(_compiled) > _COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    return ruleset
+
+
 @dataclass
 class HuntPlan:
     """How a hunt's rules run: ``keyed`` (hash, indicator, package_cert) through the stored
@@ -152,9 +180,9 @@ def hunt_plan_of(
             keys.add(key_of(fact))
     return HuntPlan(
         records=records,
-        keyed=compile_ruleset(keyed) if keyed else None,
+        keyed=compiled_records(keyed) if keyed else None,
         keys=frozenset(keys),
-        scanned=compile_ruleset(scanned) if scanned else None,
+        scanned=compiled_records(scanned) if scanned else None,
         revision_ids=revision_ids or {},
     )
 

@@ -46,7 +46,7 @@ from engine import ENGINE_VERSION
 from engine.errors import AnalysisError
 from engine.facts_segment import block_of
 from engine.features import Match, RuleRecord
-from engine.ruleset import Ruleset, compile_ruleset
+from engine.ruleset import Ruleset
 from portal.audit import audit_log
 from portal.exceptions import ApplicationError, ConflictError, ForbiddenError
 from portal.models import User
@@ -61,6 +61,7 @@ from scans.hunt_match import (
 from scans.hunt_plan import (
     MAX_HUNT_SIGNATURES,
     HuntPlan,
+    compiled_records,
     hunt_plan,
     record_dict,
     revision_records,
@@ -169,7 +170,7 @@ def retrohunt_create(
         pairs = list(
             revision_records(signature_ids=signature_ids, revision_ids=revision_ids, limit=limit)
         )
-    ruleset = compile_ruleset(r for r, _ in pairs)
+    ruleset = compiled_records(r for r, _ in pairs)
     if ruleset.errors and len(ruleset.errors) == len(pairs):
         raise ApplicationError(
             f"Nothing to hunt: {ruleset.errors[0].message}",
