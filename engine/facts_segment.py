@@ -91,6 +91,9 @@ class Segment:
     positions: array[int]  # the apps it holds, as positions in the block (id - base)
     columns: dict[str, _Column]
     ints: dict[str, dict[int, array[int]]]
+    # ids that were looked at when it was built but had no facts to read (their samples are
+    # matched one by one): not a reason to build it again
+    skipped: list[int]
 
     @property
     def base(self) -> int:
@@ -130,7 +133,9 @@ class Segment:
         numbers: dict[str, dict[int, array[int]]] = {}
         for fact, values in head["ints"].items():
             numbers[fact] = {int(v): ints("H", n) for v, n in values}
-        return cls(head["block"], positions, columns, numbers)
+        base = head["block"] * SEGMENT_IDS
+        skipped = [base + p for p in head.get("skipped", ())]
+        return cls(head["block"], positions, columns, numbers, skipped)
 
 
 def block_of(sample_id: int) -> int:
@@ -146,11 +151,17 @@ def _plain(value: str) -> bool:
     return value.isascii() and "\n" not in value
 
 
-def segment_encode(block: int, ids: Sequence[int], facts: Sequence[dict[str, Any]]) -> bytes:
+def segment_encode(
+    block: int,
+    ids: Sequence[int],
+    facts: Sequence[dict[str, Any]],
+    skipped: Sequence[int] = (),
+) -> bytes:
     """The segment of the apps ``ids`` (ascending, all in ``block``) with these facts (each a
-    compact or full ``androguard`` facts dict: a missing entry reads as its default)."""
+    compact or full ``androguard`` facts dict: a missing entry reads as its default);
+    ``skipped``: the block's ids that had no facts to read."""
     base = block * SEGMENT_IDS
-    if any(not 0 <= pk - base < SEGMENT_IDS for pk in ids):
+    if any(not 0 <= pk - base < SEGMENT_IDS for pk in (*ids, *skipped)):
         raise ValueError("an id outside the segment's block")
     positions = array("H", (pk - base for pk in ids))
     sections: list[bytes] = [positions.tobytes()]
@@ -187,6 +198,7 @@ def segment_encode(block: int, ids: Sequence[int], facts: Sequence[dict[str, Any
             "format": SEGMENT_FORMAT,
             "block": block,
             "apps": len(positions),
+            "skipped": [pk - base for pk in skipped],
             "columns": columns,
             "ints": numbers,
         }

@@ -154,7 +154,7 @@ def _chunk_facts_matches(
         segment = Segment.decode(bytes(found.data)) if found is not None else None
         held = set(segment.ids()) if segment is not None else set()
         uncovered = [pk for pk in ids if pk not in held]
-        if segment is None or len(uncovered) > _SEGMENT_SLACK:
+        if segment is None or len(set(uncovered) - set(segment.skipped)) > _SEGMENT_SLACK:
             # no segment, or one that lacks too many samples: built (again) from the rows
             segment = _segment_build(block)
             held = set(segment.ids())
@@ -212,8 +212,9 @@ def _segment_build(block: int) -> Segment:
     current = Sample.objects.filter(
         id__gte=first, id__lt=first + SEGMENT_IDS, features_engine_version=ENGINE_VERSION
     ).exclude(features_file="")
-    kept, facts = _rows_facts(list(current.order_by("id").values_list("id", flat=True)))
-    data = segment_encode(block, kept, facts)
+    ids = list(current.order_by("id").values_list("id", flat=True))
+    kept, facts = _rows_facts(ids)
+    data = segment_encode(block, kept, facts, sorted(set(ids) - set(kept)))
     FactsSegment.objects.bulk_create(
         [
             FactsSegment(

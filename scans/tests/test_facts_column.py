@@ -12,6 +12,7 @@ import pytest
 from engine.facts_segment import SEGMENT_VERSION
 from engine.facts_summary import expand_facts, facts_current, summary_facts
 from portal.models import User
+from scans import hunt_match
 from scans.models import FactsSegment, Sample
 from scans.retrohunts import FACTS_CHUNK_FACTOR, retrohunt_run_sync
 from scans.tests.conftest import SMALL_APK
@@ -150,3 +151,27 @@ def test_a_facts_hunt_keeps_an_index_of_each_block_and_reads_it_next_time(
     # (the same apps; the one analysed again last time named the part its condition held in)
     assert {sha for sha, _, _ in found(rebuilt)} == {sha for sha, _, _ in found(again)}
     assert FactsSegment.objects.get().version == SEGMENT_VERSION
+
+
+def test_a_block_is_built_again_for_new_samples_not_for_samples_without_facts(
+    analysed: list[Sample], researcher: User, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given blocks built again as soon as one current sample is not in their segment, and a
+    # sample whose row has neither summary nor facts (matched one by one, from its unit pack)
+    monkeypatch.setattr(hunt_match, "_SEGMENT_SLACK", 0)
+    Sample.objects.filter(pk=analysed[2].pk).update(features=None, facts=None)
+    first = retrohunt_run_sync(user=researcher, rule=koodous("first"))
+    segment = FactsSegment.objects.get()
+    assert segment.apps == 2
+    # when the next hunt runs, then it does not build the block again for that sample
+    again = retrohunt_run_sync(user=researcher, rule=koodous("first"))
+    assert FactsSegment.objects.get().built_at == segment.built_at
+    assert {sha for sha, _, _ in found(again)} == {sha for sha, _, _ in found(first)}
+    # but a sample stored since makes it build the block again, with every sample that has
+    # facts in it
+    stored_sample(corpus / "apks" / "krvarma-android-samples-smsdemo.apk", user=researcher)
+    retrohunt_run_sync(user=researcher, rule=koodous("warm", "true"))  # its features stored
+    retrohunt_run_sync(user=researcher, rule=koodous("first"))
+    rebuilt = FactsSegment.objects.get()
+    assert rebuilt.built_at > segment.built_at
+    assert rebuilt.apps == 3
