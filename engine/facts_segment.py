@@ -14,9 +14,12 @@ app.
   text (lower-cased) finds every pattern's literal run (``engine.facts_regex.literal_atom``)
   and every string argument (``\\n<string>\\n``: case-insensitive equality); only the values a
   run was found in are tried with the pattern;
-- a pattern with no literal run, a predicate ``FactsBatch`` leaves to yara-x, and the values
-  that are not plain ASCII on one line are answered value by value, as the batch answers them
-  (``_FactPreds.answer``);
+- a pattern with no literal run searches the text from value to value (``_searched``: an
+  unanchored pattern's match inside a value is a match of the text at the same offset);
+  the predicates ``FactsBatch`` leaves to yara-x are answered by yara-x on the values its
+  own scan of the text points at (``_yara_candidates``), or on every value when one is a
+  string or anchored; the values that are not plain ASCII on one line are answered one by
+  one, as the batch answers them (``_FactPreds.answer``);
 - a predicate's apps are the union of its values' postings, as a bitset; the rules are their
   expressions over those bitsets (``engine.facts_eval``), as in ``FactsBatch.match``.
 
@@ -31,6 +34,7 @@ import bisect
 import json
 import re
 import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
@@ -70,6 +74,10 @@ _INT_FACTS = tuple(androguard.INTEGERS)
 _HEADER = struct.Struct("<I")
 
 
+class _Refused(ValueError):
+    """A stored segment that cannot be read as it is."""
+
+
 @dataclass
 class _Column:
     text: bytes  # b"\n" + plain values joined by b"\n" + b"\n" (ASCII, no newline)
@@ -105,11 +113,22 @@ class Segment:
 
     @classmethod
     def decode(cls, data: bytes) -> Segment:
+        """The segment ``segment_encode`` made; ValueError for one of another format, or
+        damaged (to be built again)."""
+        try:
+            return cls._decode(data)
+        except _Refused:
+            raise
+        except (zlib.error, struct.error, KeyError, TypeError, IndexError, ValueError) as exc:
+            raise _Refused(f"a damaged segment: {exc}") from exc
+
+    @classmethod
+    def _decode(cls, data: bytes) -> Segment:
         raw = zlib.decompress(data)
         (size,) = _HEADER.unpack_from(raw)
         head = json.loads(raw[_HEADER.size : _HEADER.size + size])
         if head.get("format") != SEGMENT_FORMAT:
-            raise ValueError("a segment of another format")
+            raise _Refused("a segment of another format")
         at = _HEADER.size + size
 
         def take(n: int) -> bytes:
@@ -118,9 +137,13 @@ class Segment:
             at += n
             return chunk
 
+        swap = head["order"] != sys.byteorder  # written by a machine of the other order
+
         def ints(code: str, n: int) -> array[int]:
             out = array(code)
             out.frombytes(take(n * out.itemsize))
+            if swap:
+                out.byteswap()
             return out
 
         positions = ints("H", head["apps"])
@@ -133,8 +156,10 @@ class Segment:
         numbers: dict[str, dict[int, array[int]]] = {}
         for fact, values in head["ints"].items():
             numbers[fact] = {int(v): ints("H", n) for v, n in values}
+        if at != len(raw):
+            raise _Refused("a damaged segment: its sections do not add up")
         base = head["block"] * SEGMENT_IDS
-        skipped = [base + p for p in head.get("skipped", ())]
+        skipped = [base + p for p in head["skipped"]]
         return cls(head["block"], positions, columns, numbers, skipped)
 
 
@@ -196,6 +221,7 @@ def segment_encode(
     head = json.dumps(
         {
             "format": SEGMENT_FORMAT,
+            "order": sys.byteorder,
             "block": block,
             "apps": len(positions),
             "skipped": [pk - base for pk in skipped],

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,8 @@ def _features_for(sample: Sample, *, full: bool) -> AppFeatures | None:
         return sample_features_load(sample)
     return AppFeatures.from_dict(sample.features) if sample.features else None
 
+
+log = logging.getLogger(__name__)
 
 # one yara-x scanner per facts-only ruleset in this process (derived from the ruleset: never
 # stale; a hunt's rulesets are cached per process the same way, see hunt_plan)
@@ -150,8 +153,7 @@ def _chunk_facts_matches(
         for row in FactsSegment.objects.filter(block__in=list(by_block), version=SEGMENT_VERSION)
     }
     for block, ids in by_block.items():
-        found = stored.get(block)
-        segment = Segment.decode(bytes(found.data)) if found is not None else None
+        segment = _segment_read(stored.get(block))
         held = set(segment.ids()) if segment is not None else set()
         uncovered = [pk for pk in ids if pk not in held]
         if segment is None or len(set(uncovered) - set(segment.skipped)) > _SEGMENT_SLACK:
@@ -171,6 +173,17 @@ def _chunk_facts_matches(
         return out
     ids = sorted(out)
     return _rest_matches(ids, [out[pk] for pk in ids], rest)
+
+
+def _segment_read(row: FactsSegment | None) -> Segment | None:
+    """The stored segment, or None when there is none or it cannot be read (built again)."""
+    if row is None:
+        return None
+    try:
+        return Segment.decode(bytes(row.data))
+    except ValueError:
+        log.warning("facts segment of block %s damaged: built again", row.block)
+        return None
 
 
 # a block's segment is built again when more of its current samples than this are not in it

@@ -10,6 +10,7 @@ each app's hits are those ``FactsScanner`` (one yara-x scan per app) reports.
 from __future__ import annotations
 
 import random
+import zlib
 from typing import Any
 
 import pytest
@@ -160,8 +161,16 @@ def test_a_segment_refuses_ids_of_another_block_and_another_format() -> None:
     with pytest.raises(ValueError, match="outside the segment's block"):
         segment_encode(1, [SEGMENT_IDS - 1], [androguard.default_facts()])
     data = segment_encode(0, [3], [androguard.default_facts()])
-    import zlib
-
     raw = zlib.decompress(data).replace(b'"format": 1', b'"format": 0')
     with pytest.raises(ValueError, match="another format"):
         Segment.decode(zlib.compress(raw))
+
+
+def test_a_damaged_segment_is_refused_with_a_reason() -> None:
+    facts = spanning_facts(50)
+    data = segment_encode(0, list(range(50)), facts)
+    assert len(Segment.decode(data).ids()) == 50
+    raw = zlib.decompress(data)
+    for damaged in (data[: len(data) // 2], zlib.compress(raw[:-3]), zlib.compress(raw + b"x")):
+        with pytest.raises(ValueError, match="a damaged segment"):
+            Segment.decode(damaged)

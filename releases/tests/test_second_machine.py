@@ -25,7 +25,7 @@ from portal.testing import missing_prerequisite, wait_for
 from releases.models import Release, ReleaseState
 from releases.public import release_records
 from releases.tests.test_client_e2e import installed, publish, run, sync
-from scans.models import HuntStatus, RetroHunt, ScanJob, ScanStatus
+from scans.models import FactsSegment, HuntStatus, RetroHunt, ScanJob, ScanStatus
 from scans.retrohunts import retrohunt_create, retrohunt_run_sync
 from scans.tests.conftest import SMALL_APK, corpus_files
 from scans.tests.factories import stored_sample
@@ -142,6 +142,44 @@ def test_a_hunt_is_shared_by_workers_on_a_and_b(
     hosts = {w.split("@", 1)[1] for w in hunt.chunks.values_list("worker_name", flat=True)}
     assert "machine-b" in hosts
     assert len(hosts) == 2, hosts
+
+
+KOODOUS = (
+    'import "androguard"\nrule sms_or_net { condition: androguard.permission(/SMS|INTERNET/) '
+    "and not androguard.package_name(/^zzz/) }\n"
+)
+
+
+def test_a_koodous_hunt_on_b_reads_the_facts_index_a_built(
+    machine_b, researcher, corpus: Path
+) -> None:
+    # given stored apps whose features a hunt on machine A stored, and the facts index of
+    # their block (scans.FactsSegment) that A's first Koodous facts hunt built
+    for path in corpus_files()[:10]:
+        stored_sample(path, label="clean", user=researcher)
+    warm = 'import "androguard"\nrule warm { condition: true }\n'
+    retrohunt_run_sync(user=researcher, rule={"kind": "yara", "body": warm})
+    alone = retrohunt_run_sync(user=researcher, rule={"kind": "yara", "body": KOODOUS})
+    built = {s.block: (s.built_at, s.apps) for s in FactsSegment.objects.all()}
+    assert built
+    assert alone.match_count > 0
+    # when machine B alone runs the same hunt
+    on_b = machine_b("hunts")
+    hunt = retrohunt_create(user=researcher, rule={"kind": "yara", "body": KOODOUS})
+    wait_for(
+        lambda: RetroHunt.objects.get(pk=hunt.pk).status == HuntStatus.FINISHED,
+        timeout=240,
+        what=f"the hunt to finish\nB:\n{on_b.output()[-3000:]}",
+    )
+    hunt.refresh_from_db()
+    # then B answered from A's index, as it was (not built again), and found what A found
+    assert {s.block: (s.built_at, s.apps) for s in FactsSegment.objects.all()} == built
+    assert sorted(hunt.matches.values_list("sample_id", "evidence")) == sorted(
+        alone.matches.values_list("sample_id", "evidence")
+    )
+    assert (hunt.scanned, hunt.errors) == (alone.scanned, alone.errors)
+    hosts = {w.split("@", 1)[1] for w in hunt.chunks.values_list("worker_name", flat=True)}
+    assert hosts == {"machine-b"}
 
 
 def test_publish_runs_only_on_a_and_a_device_gets_the_release(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.facts_segment import SEGMENT_VERSION
+from engine.facts_segment import SEGMENT_VERSION, Segment
 from engine.facts_summary import expand_facts, facts_current, summary_facts
 from portal.models import User
 from scans import hunt_match
@@ -145,6 +145,13 @@ def test_a_facts_hunt_keeps_an_index_of_each_block_and_reads_it_next_time(
     assert found(again) == one_by_one
     assert len(one_by_one) == 3  # the new app hits too
     assert FactsSegment.objects.get().apps == 3  # not built again for one new sample
+    # a damaged segment is built again, and the hunt answers as before
+    FactsSegment.objects.update(data=b"not a segment")
+    mended = retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))
+    assert {sha for sha, _, _ in found(mended)} == {sha for sha, _, _ in found(again)}
+    assert Segment.decode(bytes(FactsSegment.objects.get().data)).ids() == sorted(
+        Sample.objects.values_list("id", flat=True)  # the one analysed again included
+    )
     # a segment of another version is built again, never read
     FactsSegment.objects.update(version="0:0:0")
     rebuilt = retrohunt_run_sync(user=researcher, rule=koodous("first", WIDER))
