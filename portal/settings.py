@@ -366,6 +366,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "options": {"queue": "default"},
     },
+    # the facts index Koodous hunts read (scans.FactsSegment), built ahead of the hunts
+    "build-facts-segments": {
+        "task": "scans.facts_segments_build",
+        "schedule": 300.0,
+        "options": {"queue": "hunts"},
+    },
     "check-auto-halt": {
         "task": "releases.check_auto_halt",
         "schedule": 300.0,

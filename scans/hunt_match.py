@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, F
 from django.utils import timezone
 
 from engine import ENGINE_VERSION
@@ -234,15 +235,43 @@ def _segment_build(block: int) -> Segment:
                 block=block,
                 version=SEGMENT_VERSION,
                 apps=len(kept),
+                covered=len(ids),
                 data=data,
                 built_at=timezone.now(),
             )
         ],
         update_conflicts=True,
         unique_fields=["block"],
-        update_fields=["version", "apps", "data", "built_at"],
+        update_fields=["version", "apps", "covered", "data", "built_at"],
     )
     return Segment.decode(data)
+
+
+def facts_segments_build(*, limit: int = 25) -> list[int]:
+    """Build the facts segments of up to ``limit`` blocks that have none of this version, or
+    that more samples were stored in since (beat, every few minutes): so that a hunt reads
+    segments rather than builds them. What it counts is only a hint; a hunt checks its
+    block's ids itself. Returns the blocks built."""
+    current = (
+        Sample.objects.filter(features_engine_version=ENGINE_VERSION)
+        .exclude(features_file="")
+        .annotate(block=F("id") / SEGMENT_IDS)
+        .values("block")
+        .annotate(samples=Count("id"))
+        .order_by("block")
+    )
+    covered = dict(
+        FactsSegment.objects.filter(version=SEGMENT_VERSION).values_list("block", "covered")
+    )
+    wanted = [
+        row["block"]
+        for row in current
+        if row["block"] not in covered or row["samples"] > covered[row["block"]] + _SEGMENT_SLACK
+    ]
+    for block in wanted[:limit]:
+        with _gc_paused():
+            _segment_build(block)
+    return wanted[:limit]
 
 
 def _facts_keep(ids: list[int]) -> dict[int, dict[str, Any]]:

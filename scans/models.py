@@ -385,6 +385,9 @@ class FactsSegment(models.Model):
     block = models.BigIntegerField(unique=True)
     version = models.CharField(max_length=64)
     apps = models.PositiveIntegerField()
+    # the block's samples with current features it was built over: ``apps`` and those that
+    # had no facts to read (to tell, without reading it, how many have been stored since)
+    covered = models.PositiveIntegerField(default=0)
     data = models.BinaryField()
     built_at = models.DateTimeField()
 

@@ -22,7 +22,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
-from scans import retrohunts, services, verdicts
+from scans import hunt_match, retrohunts, services, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,20 @@ def hunt_chunk(self: Any, chunk_id: int) -> None:
 def verdicts_sync() -> None:
     """Bring the samples' current verdicts to the current release (queue ``default``)."""
     verdicts.verdicts_sync()
+
+
+@shared_task(
+    name="scans.facts_segments_build",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    max_retries=5,
+)
+def facts_segments_build() -> None:
+    """Build the facts segments Koodous hunts read, ahead of them (queue ``hunts``)."""
+    built = hunt_match.facts_segments_build()
+    if built:
+        log.info("facts segments built for blocks %s", built)
 
 
 @shared_task(name="scans.recover", ignore_result=True)

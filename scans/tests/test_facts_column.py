@@ -13,6 +13,7 @@ from engine.facts_segment import SEGMENT_VERSION, Segment
 from engine.facts_summary import expand_facts, facts_current, summary_facts
 from portal.models import User
 from scans import hunt_match
+from scans.hunt_match import facts_segments_build
 from scans.models import FactsSegment, Sample
 from scans.retrohunts import FACTS_CHUNK_FACTOR, retrohunt_run_sync
 from scans.tests.conftest import SMALL_APK
@@ -182,3 +183,41 @@ def test_a_block_is_built_again_for_new_samples_not_for_samples_without_facts(
     rebuilt = FactsSegment.objects.get()
     assert rebuilt.built_at > segment.built_at
     assert rebuilt.apps == 3
+
+
+def test_beat_builds_the_segments_ahead_of_the_hunts(
+    analysed: list[Sample], researcher: User, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given stored samples and no segment yet
+    assert not FactsSegment.objects.exists()
+    # when the beat task runs, then it builds their block, and the next run has nothing to do
+    assert facts_segments_build() == [0]
+    segment = FactsSegment.objects.get()
+    assert (segment.apps, segment.covered, segment.version) == (3, 3, SEGMENT_VERSION)
+    assert facts_segments_build() == []
+    # and a hunt reads it as it is
+    assert retrohunt_run_sync(user=researcher, rule=koodous("first")).match_count == 2
+    assert FactsSegment.objects.get().built_at == segment.built_at
+    # when more samples than the slack are stored since, then the block is built again
+    monkeypatch.setattr(hunt_match, "_SEGMENT_SLACK", 0)
+    stored_sample(corpus / "apks" / "krvarma-android-samples-smsdemo.apk", user=researcher)
+    assert facts_segments_build() == []  # not analysed yet: no facts to index
+    # (a hash hunt analyses it and stores its features; it reads no segment)
+    assert retrohunt_run_sync(user=researcher, rule={"kind": "hash", "body": "0" * 64}).scanned == 4
+    assert FactsSegment.objects.get().covered == 3
+    assert facts_segments_build() == [0]
+    assert (FactsSegment.objects.get().apps, FactsSegment.objects.get().covered) == (4, 4)
+
+
+def test_beat_runs_the_segment_builder_on_the_hunts_queue(settings: Any) -> None:
+    entries = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == "scans.facts_segments_build"
+    ]
+    assert entries == [
+        {"task": "scans.facts_segments_build", "schedule": 300.0, "options": {"queue": "hunts"}}
+    ]
+    from portal.celery import app
+
+    assert "scans.facts_segments_build" in app.tasks
