@@ -39,7 +39,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from engine import ENGINE_VERSION
@@ -98,16 +98,27 @@ def chunk_size() -> int:
 FACTS_CHUNK_FACTOR = 10
 
 
-def _chunk_groups(ids: list[int], *, facts_only: bool) -> list[list[int]]:
-    """The hunt's sample ids (ascending) split into its chunks."""
+def _hunt_samples(*, facts_only: bool) -> tuple[list[int], set[int] | None]:
+    """Every stored sample's id (ascending), and for a facts-only hunt over the facts batch
+    the ids without current features (None otherwise): one pass over the table."""
+    rows = Sample.objects.order_by("id")
+    if not facts_only or not facts_batch_enabled():
+        return list(rows.values_list("id", flat=True)), None
+    ids: list[int] = []
+    stale: set[int] = set()
+    for pk, engine, name in rows.values_list("id", "features_engine_version", "features_file"):
+        ids.append(pk)
+        if engine != ENGINE_VERSION or not name:
+            stale.add(pk)
+    return ids, stale
+
+
+def _chunk_groups(ids: list[int], stale: set[int] | None) -> list[list[int]]:
+    """The hunt's sample ids (ascending) split into its chunks; ``stale``: for a facts-only
+    hunt over the facts batch, the ids without current features."""
     size = chunk_size()
-    if not facts_only or not facts_batch_enabled() or not ids:
+    if stale is None or not ids:
         return [ids[i : i + size] for i in range(0, len(ids), size)]
-    stale = set(
-        Sample.objects.filter(id__lte=ids[-1])
-        .filter(~Q(features_engine_version=ENGINE_VERSION) | Q(features_file=""))
-        .values_list("id", flat=True)
-    )
     limit = size * FACTS_CHUNK_FACTOR
     groups: list[list[int]] = []
     group: list[int] = []
@@ -196,7 +207,7 @@ def _hunt_save(
     enqueue: bool,
     facts_only: bool = False,
 ) -> RetroHunt:
-    ids = list(Sample.objects.order_by("id").values_list("id", flat=True))
+    ids, stale = _hunt_samples(facts_only=facts_only)
     max_id = ids[-1] if ids else 0
     hunt = RetroHunt(
         created_by=user,
@@ -207,7 +218,7 @@ def _hunt_save(
         clean_count=Sample.objects.filter(id__lte=max_id, label=Label.CLEAN).count(),
         total=len(ids),
     )
-    groups = _chunk_groups(ids, facts_only=facts_only)
+    groups = _chunk_groups(ids, stale)
     hunt.chunks_total = len(groups)
     hunt.full_clean()
     hunt.save()
