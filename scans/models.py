@@ -84,7 +84,16 @@ class Sample(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
-        indexes = [models.Index(fields=["label", "verdict"])]
+        indexes = [
+            models.Index(fields=["label", "verdict"]),
+            # which samples have current features, in id order, without reading the rows: on
+            # SQLite a row's later columns sit past its summary JSON (overflow pages), so a
+            # hunt's creation and each facts chunk would otherwise read every summary
+            models.Index(
+                fields=["id", "features_engine_version", "features_file"],
+                name="sample_current_features",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.package or self.sha256

@@ -134,8 +134,9 @@ def _chunk_groups(ids: list[int], stale: set[int] | None) -> list[list[int]]:
         # a chunk ends with a block of ids (engine.facts_segment) so that each block's facts
         # segment is read by one chunk (a block holds at most SEGMENT_IDS samples), unless it
         # has as many samples to analyse again as a chunk may
-        boundary = n + 1 == len(ids) or block_of(ids[n + 1]) != block_of(pk)
-        if analysed >= size or (weight >= limit and boundary):
+        if analysed >= size or (
+            weight >= limit and (n + 1 == len(ids) or block_of(ids[n + 1]) != block_of(pk))
+        ):
             groups.append(group)
             group, weight, analysed = [], 0, 0
     if group:
