@@ -31,7 +31,7 @@ test_facts_batch.py`` checks every corpus Koodous facts rule both ways.
 
 Speed: a chunk's new values of a fact are answered together: one yara-x scan over all of them
 finds each pattern's longest literal run (``engine.facts_regex.literal_atom``), and only the
-patterns whose run occurs in a value are tried on it (``_FactPreds.resolve``).
+patterns whose run occurs in a value are tried on it (``FactPreds.resolve``).
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ VALUE_CACHE_MAX = 400_000
 
 # fact -> what the facts dict calls its count (None: a single string value); the rewriter's own
 # tables (engine.androguard), shared so that the batch reads each list as the rewrite does
-_LIST_FACTS = {name: _COUNT[name] for name in _LISTS}
+LIST_FACTS = {name: _COUNT[name] for name in _LISTS}
 
 
-class _FactPreds:
+class FactPreds:
     """The predicates on one fact, and what each distinct value answers.
 
     An ASCII value is answered in Python: a dict for strings, a trigram prefilter then ``re``
@@ -182,7 +182,7 @@ class _FactPreds:
         for rule in results.matching_rules:
             atom = int(rule.identifier[1:])
             for pattern in rule.patterns:
-                if len(pattern.matches) >= _MAX_MATCHES:
+                if len(pattern.matches) >= MAX_MATCHES:
                     return None
                 for found in pattern.matches:
                     k = bisect.bisect_right(starts, found.offset) - 1
@@ -202,7 +202,7 @@ class _FactPreds:
         return {int(rule.identifier[1:]) for rule in scanner.scan(b"").matching_rules}
 
 
-_MAX_MATCHES = 1_000_000
+MAX_MATCHES = 1_000_000
 
 
 def literal_scanner(atoms: list[bytes]) -> yara_x.Scanner:
@@ -214,7 +214,7 @@ def literal_scanner(atoms: list[bytes]) -> yara_x.Scanner:
         rules.append(f"rule a{n} {{ strings: $a = {{ {hexed} }} condition: $a }}\n")
     compiler.add_source("".join(rules))
     scanner = yara_x.Scanner(compiler.build())
-    scanner.max_matches_per_pattern(_MAX_MATCHES)
+    scanner.max_matches_per_pattern(MAX_MATCHES)
     return scanner
 
 
@@ -260,7 +260,7 @@ class FactsBatch:
         grouped: dict[str, list[tuple[int, Pred]]] = {}
         for pid, pred in enumerate(self.preds):
             grouped.setdefault(pred.fact, []).append((pid, pred))
-        self.by_fact = {fact: _FactPreds(fact, group) for fact, group in grouped.items()}
+        self.by_fact = {fact: FactPreds(fact, group) for fact, group in grouped.items()}
         self.integers = sorted({t[1] for r in self.rules for t in int_terms(r.expr)})
 
     def match(self, facts: Sequence[dict[str, Any] | None]) -> list[list[Match]]:
@@ -276,7 +276,7 @@ class FactsBatch:
             holders: defaultdict[int, list[int]] = defaultdict(list)
             for position, app in enumerate(facts):
                 holders[(app or {}).get(name) or 0].append(position)
-            ints[name] = {value: _bits(positions, n) for value, positions in holders.items()}
+            ints[name] = {value: bitset(positions, n) for value, positions in holders.items()}
         out: list[list[Match]] = [[] for _ in range(n)]
         for rule in self.rules:
             mask = evaluate(rule.expr, masks, ints, everyone)
@@ -300,13 +300,13 @@ class FactsBatch:
 
 
 def _fact_masks(
-    fact: str, entry: _FactPreds, facts: Sequence[dict[str, Any] | None], masks: list[int]
+    fact: str, entry: FactPreds, facts: Sequence[dict[str, Any] | None], masks: list[int]
 ) -> None:
     """Set in ``masks``, per predicate on ``fact``, the bits of the apps it holds for; the
     fact's values not answered before are answered together first. The apps holding each
     distinct value are gathered first, so a value many apps share (a permission, a filter)
     costs one pass over its predicates, and a value no predicate holds for costs nothing."""
-    count_name = _LIST_FACTS.get(fact)
+    count_name = LIST_FACTS.get(fact)
     answers = entry.answers
     if len(answers) > VALUE_CACHE_MAX:
         answers.clear()
@@ -335,10 +335,10 @@ def _fact_masks(
             held[pid] += positions
     n = len(facts)
     for pid, positions in held.items():
-        masks[pid] |= _bits(positions, n)
+        masks[pid] |= bitset(positions, n)
 
 
-def _bits(positions: list[int], n: int) -> int:
+def bitset(positions: list[int], n: int) -> int:
     """The bitset of ``positions`` (each below ``n``, any order, repeats allowed)."""
     raw = bytearray((n >> 3) + 1)
     for position in positions:

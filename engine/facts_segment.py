@@ -19,7 +19,7 @@ app.
   the predicates ``FactsBatch`` leaves to yara-x are answered by yara-x on the values its
   own scan of the text points at (``_yara_candidates``), or on every value when one is a
   string or anchored; the values that are not plain ASCII on one line are answered one by
-  one, as the batch answers them (``_FactPreds.answer``);
+  one, as the batch answers them (``FactPreds.answer``);
 - a predicate's apps are the union of its values' postings, as a bitset; the rules are their
   expressions over those bitsets (``engine.facts_eval``), as in ``FactsBatch.match``.
 
@@ -45,11 +45,11 @@ import yara_x
 
 from engine import ENGINE_VERSION, androguard
 from engine.facts_batch import (
-    _LIST_FACTS,
-    _MAX_MATCHES,
+    LIST_FACTS,
+    MAX_MATCHES,
+    FactPreds,
     FactsBatch,
-    _bits,
-    _FactPreds,
+    bitset,
     literal_scanner,
 )
 from engine.facts_eval import evaluate
@@ -68,7 +68,7 @@ _STRING_FACTS = (
     "app_name",
     "displayed_version",
     "main_activity",
-    *_LIST_FACTS,
+    *LIST_FACTS,
 )
 _INT_FACTS = tuple(androguard.INTEGERS)
 _HEADER = struct.Struct("<I")
@@ -169,7 +169,7 @@ def block_of(sample_id: int) -> int:
 
 def positions_mask(positions: list[int]) -> int:
     """The bitset of these positions in a block (``segment_match``'s ``everyone``)."""
-    return _bits(positions, SEGMENT_IDS)
+    return bitset(positions, SEGMENT_IDS)
 
 
 def _plain(value: str) -> bool:
@@ -237,7 +237,7 @@ def _holders(
 ) -> dict[str, list[int]]:
     """{value: the positions of the apps holding it}, read as ``FactsBatch.match`` reads the
     fact (a list up to its count, empty values skipped)."""
-    count_name = _LIST_FACTS.get(fact)
+    count_name = LIST_FACTS.get(fact)
     out: dict[str, list[int]] = {}
     for position, app in zip(positions, facts, strict=True):
         if count_name is None:
@@ -263,7 +263,7 @@ class SegmentPlan:
 
 
 class _FactPlan:
-    def __init__(self, entry: _FactPreds) -> None:
+    def __init__(self, entry: FactPreds) -> None:
         self.entry = entry
         # the literal runs (rules a<n>), then each string argument between newlines
         equals = [e for e in entry.equals if b"\n" not in e]  # no plain value holds a newline
@@ -288,7 +288,7 @@ def _pattern_scanner(tokens: list[str]) -> yara_x.Scanner | None:
     except yara_x.CompileError:
         return None
     scanner = yara_x.Scanner(compiler.build())
-    scanner.max_matches_per_pattern(_MAX_MATCHES)
+    scanner.max_matches_per_pattern(MAX_MATCHES)
     return scanner
 
 
@@ -305,7 +305,7 @@ def segment_match(plan: SegmentPlan, segment: Segment, everyone: int) -> dict[in
     ints: dict[str, dict[int, int]] = {}
     for name in batch.integers:
         held = segment.ints.get(name, {})
-        ints[name] = {value: _bits(list(p), width) for value, p in held.items()}
+        ints[name] = {value: bitset(list(p), width) for value, p in held.items()}
     out: dict[int, list[Match]] = {}
     for rule in batch.rules:
         mask = evaluate(rule.expr, masks, ints, everyone) & everyone
@@ -345,7 +345,7 @@ def _column_masks(plan: _FactPlan, column: _Column, masks: list[int], width: int
         positions: list[int] = []
         for k in ks:
             positions.extend(column.holders(k))
-        masks[pid] |= _bits(positions, width)
+        masks[pid] |= bitset(positions, width)
 
 
 def _plain_answers(plan: _FactPlan, column: _Column) -> dict[int, list[int]]:
@@ -411,7 +411,7 @@ def _yara_candidates(plan: _FactPlan, column: _Column) -> Iterable[int]:
     out: set[int] = set()
     for rule in results.matching_rules:
         for found_pattern in rule.patterns:
-            if len(found_pattern.matches) >= _MAX_MATCHES:
+            if len(found_pattern.matches) >= MAX_MATCHES:
                 return range(plain)
             for found in found_pattern.matches:
                 out.add(bisect.bisect_right(column.starts, found.offset) - 1)
@@ -432,7 +432,7 @@ def _scan(plan: _FactPlan, column: _Column) -> dict[int, list[int]] | None:
     for rule in results.matching_rules:
         number = int(rule.identifier[1:])
         for pattern in rule.patterns:
-            if len(pattern.matches) >= _MAX_MATCHES:
+            if len(pattern.matches) >= MAX_MATCHES:
                 return None
             if number >= n_atoms:  # an equality: the match starts at the newline before
                 pids = plan.equal_preds[number - n_atoms]
