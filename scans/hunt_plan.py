@@ -118,14 +118,20 @@ _RULESET_CACHE_SIZE = 2
 
 
 # compiled rulesets by what their records are (a pure function of them, so never stale): a
-# hunt run again over the same rules, or the hunt a process just created, compiles nothing
+# hunt run again over the same rules, or the hunt a process just created, compiles nothing.
+# Only rulesets of up to _COMPILED_CACHE_RECORDS records: a feed's gate hunt (100,000 hashes)
+# runs once, and web processes should not keep it.
 _compiled: OrderedDict[str, Ruleset] = OrderedDict()
 _COMPILED_CACHE_SIZE = 4
+_COMPILED_CACHE_RECORDS = 5_000
 
 
 def compiled_records(records: Iterable[RuleRecord]) -> Ruleset:
-    """``compile_ruleset(records)``, remembered per process by the records' content."""
+    """``compile_ruleset(records)``, remembered per process by the records' content (up to
+    ``_COMPILED_CACHE_RECORDS`` of them)."""
     records = list(records)
+    if len(records) > _COMPILED_CACHE_RECORDS:
+        return compile_ruleset(records)
     digest = hashlib.sha256()
     for record in records:
         digest.update(repr(record).encode())
