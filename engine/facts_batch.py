@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,8 +278,18 @@ class FactsBatch:
                 holders[(app or {}).get(name) or 0].append(position)
             ints[name] = {value: bitset(positions, n) for value, positions in holders.items()}
         out: list[list[Match]] = [[] for _ in range(n)]
+        for match, mask in self.rule_hits(masks, ints, everyone):
+            for position in set_bits(mask):
+                out[position].append(match)
+        return out
+
+    def rule_hits(
+        self, masks: list[int], ints: dict[str, dict[int, int]], everyone: int
+    ) -> Iterator[tuple[Match, int]]:
+        """Per batched rule that holds for some app of ``everyone``: its match (the evidence
+        ``FactsScanner`` gives) and the bitset of those apps."""
         for rule in self.rules:
-            mask = evaluate(rule.expr, masks, ints, everyone)
+            mask = evaluate(rule.expr, masks, ints, everyone) & everyone
             if not mask:
                 continue
             record = self.records[rule.index]
@@ -292,11 +302,15 @@ class FactsBatch:
                 scoring=not record.noisy,
                 evidence=(f"yara: rule {rule.name} condition on the app's facts",),
             )
-            # the set bits, lowest first (one pass over the digits, not one per hit)
-            for position, bit in enumerate(bin(mask)[:1:-1]):
-                if bit == "1":
-                    out[position].append(match)
-        return out
+            yield match, mask
+
+
+def set_bits(mask: int) -> Iterator[int]:
+    """The positions of ``mask``'s set bits, lowest first (one pass over the digits, not one
+    per hit)."""
+    for position, bit in enumerate(bin(mask)[:1:-1]):
+        if bit == "1":
+            yield position
 
 
 def _fact_masks(

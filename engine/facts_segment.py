@@ -51,8 +51,8 @@ from engine.facts_batch import (
     FactsBatch,
     bitset,
     literal_scanner,
+    set_bits,
 )
-from engine.facts_eval import evaluate
 from engine.facts_summary import FACTS_FORMAT
 from engine.features import Match
 
@@ -307,23 +307,9 @@ def segment_match(plan: SegmentPlan, segment: Segment, everyone: int) -> dict[in
         held = segment.ints.get(name, {})
         ints[name] = {value: bitset(list(p), width) for value, p in held.items()}
     out: dict[int, list[Match]] = {}
-    for rule in batch.rules:
-        mask = evaluate(rule.expr, masks, ints, everyone) & everyone
-        if not mask:
-            continue
-        record = batch.records[rule.index]
-        match = Match(
-            signature_id=record.id,
-            revision=record.revision,
-            name=record.name,
-            kind=record.kind,
-            severity=record.severity,
-            scoring=not record.noisy,
-            evidence=(f"yara: rule {rule.name} condition on the app's facts",),
-        )
-        for position, bit in enumerate(bin(mask)[:1:-1]):
-            if bit == "1":
-                out.setdefault(position, []).append(match)
+    for match, mask in batch.rule_hits(masks, ints, everyone):
+        for position in set_bits(mask):
+            out.setdefault(position, []).append(match)
     return out
 
 
